@@ -1,0 +1,103 @@
+using System.Runtime.InteropServices;
+
+namespace VmmSharp.Interop;
+
+/// <summary>The few libc calls VmmSharp needs, source-generated and blittable.</summary>
+internal static unsafe partial class Libc
+{
+    private const string Lib = "libc";
+
+    public const int O_RDWR = 0x2;
+    public const int O_CLOEXEC = 0x80000;
+
+    public const int PROT_NONE = 0x0;
+    public const int PROT_READ = 0x1;
+    public const int PROT_WRITE = 0x2;
+    public const int MAP_SHARED = 0x01;
+    public const int MAP_PRIVATE = 0x02;
+    public const int MAP_ANONYMOUS = 0x20;
+    public const int MAP_NORESERVE = 0x4000;
+    public static readonly nint MAP_FAILED = -1;
+
+    public const int MADV_DONTDUMP = 16;
+
+    public const int EINTR = 4;
+    public const int EAGAIN = 11;
+    public const int ENOENT = 2;
+    public const int EACCES = 13;
+    public const int EPERM = 1;
+
+    public const int SIG_BLOCK = 0;
+    public const int SIG_UNBLOCK = 1;
+    public const int SIG_SETMASK = 2;
+
+    [LibraryImport(Lib, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Open(string path, int flags);
+
+    [LibraryImport(Lib, EntryPoint = "close", SetLastError = true)]
+    public static partial int Close(int fd);
+
+    [LibraryImport(Lib, EntryPoint = "ioctl", SetLastError = true)]
+    public static partial int Ioctl(int fd, nuint request, nuint arg);
+
+    [LibraryImport(Lib, EntryPoint = "ioctl", SetLastError = true)]
+    public static partial int Ioctl(int fd, nuint request, void* arg);
+
+    [LibraryImport(Lib, EntryPoint = "mmap", SetLastError = true)]
+    public static partial nint Mmap(nint addr, nuint length, int prot, int flags, int fd, long offset);
+
+    [LibraryImport(Lib, EntryPoint = "munmap", SetLastError = true)]
+    public static partial int Munmap(nint addr, nuint length);
+
+    [LibraryImport(Lib, EntryPoint = "madvise", SetLastError = true)]
+    public static partial int Madvise(nint addr, nuint length, int advice);
+
+    [LibraryImport(Lib, EntryPoint = "pthread_self")]
+    public static partial nuint PthreadSelf();
+
+    [LibraryImport(Lib, EntryPoint = "pthread_kill")]
+    public static partial int PthreadKill(nuint thread, int signal);
+
+    [LibraryImport(Lib, EntryPoint = "pthread_sigmask")]
+    public static partial int PthreadSigmask(int how, SigSet* set, SigSet* oldSet);
+
+    [LibraryImport(Lib, EntryPoint = "sigtimedwait", SetLastError = true)]
+    public static partial int SigTimedWait(SigSet* set, void* info, Timespec* timeout);
+
+    [LibraryImport(Lib, EntryPoint = "__libc_current_sigrtmin")]
+    public static partial int SigRtMin();
+
+    [LibraryImport(Lib, EntryPoint = "gettid")]
+    public static partial int GetTid();
+
+    [LibraryImport(Lib, EntryPoint = "strerror")]
+    private static partial nint StrError(int errnum);
+
+    /// <summary>The C library's text for <paramref name="errno"/>, e.g. "Invalid argument".</summary>
+    public static string ErrorText(int errno) => Marshal.PtrToStringUTF8(StrError(errno)) ?? $"errno {errno}";
+
+    /// <summary>The kernel's 64-bit signal set, as <c>KVM_SET_SIGNAL_MASK</c> and <c>rt_sigprocmask</c> take it.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct KernelSigSet
+    {
+        public ulong Bits;
+
+        public void Add(int signal) => Bits |= 1UL << (signal - 1);
+    }
+
+    /// <summary>glibc's 1024-bit <c>sigset_t</c>.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct SigSet
+    {
+        private fixed ulong _bits[16];
+
+        public void Add(int signal) => _bits[(signal - 1) / 64] |= 1UL << ((signal - 1) % 64);
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    public struct Timespec
+    {
+        public long Seconds;
+        public long Nanoseconds;
+    }
+}

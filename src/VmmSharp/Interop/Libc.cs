@@ -91,6 +91,9 @@ internal static unsafe partial class Libc
     {
         private fixed ulong _bits[16];
 
+        /// <summary>Signals 1 to 64, the part the kernel's own sigset holds.</summary>
+        public readonly ulong Low => _bits[0];
+
         public void Add(int signal) => _bits[(signal - 1) / 64] |= 1UL << ((signal - 1) % 64);
     }
 

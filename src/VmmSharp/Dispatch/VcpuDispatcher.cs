@@ -1,0 +1,397 @@
+using VmmSharp.Interop;
+using VmmSharp.Kvm;
+using VmmSharp.Memory;
+
+namespace VmmSharp.Dispatch;
+
+/// <summary>
+/// Runs one vCPU: its <c>KVM_RUN</c> loop and the handlers registered for its events, on one thread.
+/// This is the seed's <c>Vcpu_dispatcher</c>: each event has a portal (a handler and its MTD) in a table
+/// indexed by event; the handler runs while the guest waits, and returning from it is the reply.
+/// </summary>
+/// <remarks>
+/// Register handlers, then either <see cref="Start"/> the dispatcher on a thread of its own with a
+/// given stack size, or <see cref="Run"/> it on a thread the caller brings. Any thread may then
+/// <see cref="Recall"/>, <see cref="Release"/> or <see cref="RequestStop"/> it.
+/// The exit path allocates nothing and makes no ioctl beyond what the handler's MTD asks for.
+/// </remarks>
+public sealed unsafe class VcpuDispatcher
+{
+    /// <summary>The stack size <see cref="Start"/> uses when none is given.</summary>
+    public const int DefaultStackSize = 256 * 1024;
+
+    private static readonly int EventCount = Enum.GetValues<VcpuEvent>().Length;
+
+    private readonly KvmVcpu _vcpu;
+    private readonly KvmRun* _run;
+    private readonly GuestMemory? _memory;
+    private readonly Portal[] _portals;
+    private readonly long[] _exits;
+    private readonly VcpuState _state;
+    private readonly bool _syncRegs;
+    private readonly TaskCompletionSource<VcpuRunResult> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Lock _kickLock = new();
+    private readonly object _blockLock = new();
+    private int _started;
+    private int _recallPending;
+    private volatile bool _stopRequested;
+    private int _releases;
+    private nuint _thread;
+    private bool _threadAlive;
+
+    /// <summary>Creates the dispatcher of <paramref name="vcpu"/>.</summary>
+    /// <param name="vcpu">The vCPU to run.</param>
+    /// <param name="memory">The guest's memory, used to show the faulting instruction in error messages.</param>
+    public VcpuDispatcher(KvmVcpu vcpu, GuestMemory? memory = null)
+    {
+        ArgumentNullException.ThrowIfNull(vcpu);
+        _vcpu = vcpu;
+        _run = vcpu.Run;
+        _memory = memory;
+        _portals = new Portal[EventCount];
+        _exits = new long[EventCount];
+        _syncRegs = vcpu.Vm.CheckExtension(KvmCapability.SyncRegs) is var mask && (mask & 7) == 7;
+        _state = new VcpuState(vcpu, _syncRegs);
+    }
+
+    /// <summary>The vCPU's identity for recall and release: the seed's <c>sel_sm_ec()</c>.</summary>
+    public VcpuId Id => new(_vcpu.Id);
+
+    /// <summary>The vCPU this dispatcher runs.</summary>
+    public KvmVcpu Vcpu => _vcpu;
+
+    /// <summary>Completes with the run's result when the vCPU stops.</summary>
+    public Task<VcpuRunResult> Completion => _completion.Task;
+
+    /// <summary>Whether KVM's sync-regs area carries register state (else every transfer is an ioctl).</summary>
+    public bool UsesSyncRegs => _syncRegs;
+
+    /// <summary>How many times <paramref name="ev"/> was delivered to its handler.</summary>
+    public long ExitCount(VcpuEvent ev) => Volatile.Read(ref _exits[(int)ev]);
+
+    /// <summary>How many events were delivered in all.</summary>
+    public long TotalExits => _exits.Sum();
+
+    /// <summary>State ioctls (KVM_GET_*/KVM_SET_*) made for this vCPU so far.</summary>
+    public long StateTransfers => _vcpu.StateTransfers;
+
+    /// <summary>State groups written back through the sync-regs area (without an ioctl) so far.</summary>
+    public long SyncWritebacks => _state.SyncWritebacks;
+
+    /// <summary>
+    /// Registers <paramref name="handler"/> for <paramref name="ev"/>, seeing the state groups <paramref name="mtd"/> names.
+    /// Returns false, and registers nothing, where this host cannot deliver the event or transfer a named group,
+    /// where the event already has a handler, or once the vCPU has started.
+    /// </summary>
+    public bool Register(VcpuEvent ev, Mtd mtd, VcpuHandler handler)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        if ((uint)ev >= (uint)EventCount || Volatile.Read(ref _started) != 0 || _portals[(int)ev].Handler is not null)
+        {
+            return false;
+        }
+        if (!CanDeliver(ev) || !CanTransfer(mtd))
+        {
+            return false;
+        }
+        _portals[(int)ev] = new Portal(handler, mtd);
+        return true;
+    }
+
+    /// <summary>
+    /// Starts the dispatcher on a thread of its own with <paramref name="stackSize"/> bytes of stack
+    /// (the seed's first constructor). Returns <see cref="Completion"/>.
+    /// </summary>
+    public Task<VcpuRunResult> Start(int stackSize = DefaultStackSize)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(stackSize, 64 * 1024);
+        MarkStarted();
+        var thread = new Thread(() => RunLoop(), stackSize)
+        {
+            IsBackground = true,
+            Name = $"vCPU {_vcpu.Id} dispatcher",
+        };
+        thread.Start();
+        return Completion;
+    }
+
+    /// <summary>
+    /// Runs the dispatcher on the calling thread until the vCPU stops (the seed's pthread-style
+    /// constructor: the caller brings the thread). Returns the run's result.
+    /// </summary>
+    public VcpuRunResult Run()
+    {
+        MarkStarted();
+        return RunLoop();
+    }
+
+    /// <summary>
+    /// Kicks the vCPU out of the guest; its Recall handler then runs on the vCPU's own thread.
+    /// Callable from any thread; a recall is never lost, not even one that lands just before KVM_RUN.
+    /// A blocked vCPU is woken for it.
+    /// </summary>
+    public void Recall()
+    {
+        Volatile.Write(ref _recallPending, 1);
+        Interlocked.MemoryBarrier();
+        _run->ImmediateExit = 1; // covers the window just before KVM_RUN
+        lock (_kickLock)
+        {
+            if (_threadAlive)
+            {
+                _ = Libc.PthreadKill(_thread, KickSignal.Number); // interrupts a running KVM_RUN
+            }
+        }
+        lock (_blockLock)
+        {
+            Monitor.PulseAll(_blockLock);
+        }
+    }
+
+    /// <summary>Lets a vCPU that blocked itself (<see cref="VcpuState.Block"/>) run on; a release before the block is kept.</summary>
+    public void Release()
+    {
+        lock (_blockLock)
+        {
+            _releases++;
+            Monitor.PulseAll(_blockLock);
+        }
+    }
+
+    /// <summary>Stops the vCPU from outside; its run ends with <see cref="VcpuRunOutcome.Cancelled"/>.</summary>
+    public void RequestStop()
+    {
+        _stopRequested = true;
+        Recall();
+    }
+
+    private void MarkStarted()
+    {
+        if (Interlocked.Exchange(ref _started, 1) != 0)
+        {
+            throw new InvalidOperationException($"vCPU {_vcpu.Id} has already been started");
+        }
+        ulong valid = 0;
+        for (int i = 0; i < _portals.Length; i++)
+        {
+            if (_portals[i].Handler is not null && i != (int)VcpuEvent.Startup)
+            {
+                valid |= SyncParts(_portals[i].Mtd);
+            }
+        }
+        _run->ValidRegs = _syncRegs ? valid : 0;
+    }
+
+    private VcpuRunResult RunLoop()
+    {
+        VcpuRunResult result;
+        Libc.SigSet oldMask = KickSignal.BlockInThisThread();
+        try
+        {
+            _vcpu.SetSignalMask(oldMask.Low & ~KickSignal.Bit);
+            lock (_kickLock)
+            {
+                _thread = Libc.PthreadSelf();
+                _threadAlive = true;
+            }
+            result = Loop();
+        }
+        catch (Exception e)
+        {
+            result = Failure(e is VmmException ? e.Message : $"the {_state.Event} handler threw {e.GetType().Name}: {e.Message}", e);
+        }
+        finally
+        {
+            lock (_kickLock)
+            {
+                _threadAlive = false;
+            }
+            KickSignal.Drain();
+            KickSignal.Restore(oldMask);
+        }
+        _completion.TrySetResult(result);
+        return result;
+    }
+
+    private VcpuRunResult Loop()
+    {
+        _state.Invalidate();
+        if (_portals[(int)VcpuEvent.Startup].Handler is not null && Deliver(VcpuEvent.Startup) is { } startupResult)
+        {
+            return startupResult;
+        }
+        while (true)
+        {
+            int errno = _vcpu.EnterGuest();
+            _state.OnExit();
+            VcpuEvent ev;
+            if (errno != 0)
+            {
+                if (errno is not (Libc.EINTR or Libc.EAGAIN))
+                {
+                    throw new KvmException(KvmIoctl.Run, errno, $"vcpu {_vcpu.Id}");
+                }
+                if (!Interrupted())
+                {
+                    continue;
+                }
+                ev = VcpuEvent.Recall;
+            }
+            else
+            {
+                switch (_run->ExitReason)
+                {
+                    case KvmExitReason.Io: ev = VcpuEvent.Io; break;
+                    case KvmExitReason.Mmio: ev = VcpuEvent.Mmio; break;
+                    case KvmExitReason.Hlt:
+                        // A guest doing "sti; hlt" reaches the HLT exit before the window exit: the window is open.
+                        if (_run->RequestInterruptWindow != 0 && _run->ReadyForInterruptInjection != 0)
+                        {
+                            _run->RequestInterruptWindow = 0;
+                            ev = VcpuEvent.IrqWindow;
+                        }
+                        else
+                        {
+                            ev = VcpuEvent.Hlt;
+                        }
+                        break;
+                    case KvmExitReason.IrqWindowOpen:
+                        _run->RequestInterruptWindow = 0;
+                        ev = VcpuEvent.IrqWindow;
+                        break;
+                    case KvmExitReason.Shutdown: ev = VcpuEvent.Shutdown; break;
+                    case KvmExitReason.FailEntry: ev = VcpuEvent.EntryFailure; break;
+                    case KvmExitReason.InternalError: ev = VcpuEvent.InternalError; break;
+                    case KvmExitReason.Debug: ev = VcpuEvent.Debug; break;
+                    case KvmExitReason.X86Rdmsr: ev = VcpuEvent.MsrRead; break;
+                    case KvmExitReason.X86Wrmsr: ev = VcpuEvent.MsrWrite; break;
+                    case KvmExitReason.SystemEvent: ev = VcpuEvent.SystemEvent; break;
+                    case KvmExitReason.Intr:
+                        if (!Interrupted())
+                        {
+                            continue;
+                        }
+                        ev = VcpuEvent.Recall;
+                        break;
+                    default:
+                        return Failure($"vCPU {_vcpu.Id}: KVM exit reason {_run->ExitReason} is not one VmmSharp knows; {FaultReport.Describe(_vcpu, _memory)}", null);
+                }
+            }
+            if (_stopRequested)
+            {
+                return new VcpuRunResult(VcpuRunOutcome.Cancelled, 0, $"vCPU {_vcpu.Id} was stopped on request");
+            }
+            if (Deliver(ev) is { } result)
+            {
+                return result;
+            }
+        }
+    }
+
+    /// <summary>After KVM_RUN was interrupted: consumes the kick; true if a recall is to be delivered.</summary>
+    private bool Interrupted()
+    {
+        // Clear immediate_exit before taking the flag: a recall landing after the exchange sets it again.
+        _run->ImmediateExit = 0;
+        Interlocked.MemoryBarrier();
+        bool recalled = Interlocked.Exchange(ref _recallPending, 0) != 0;
+        KickSignal.Drain();
+        return recalled || _stopRequested;
+    }
+
+    /// <summary>Calls the event's portal and replies; returns the run's result if the vCPU is to stop.</summary>
+    private VcpuRunResult? Deliver(VcpuEvent ev)
+    {
+        ref Portal portal = ref _portals[(int)ev];
+        if (portal.Handler is null)
+        {
+            return Unhandled(ev);
+        }
+        _exits[(int)ev]++;
+        _state.Begin(ev, portal.Mtd);
+        portal.Handler(_state);
+        _state.Reply();
+        if (_state.StopResult is { } stop)
+        {
+            return stop;
+        }
+        if (_state.BlockRequested)
+        {
+            _state.BlockRequested = false;
+            lock (_blockLock)
+            {
+                while (_releases == 0 && Volatile.Read(ref _recallPending) == 0 && !_stopRequested)
+                {
+                    Monitor.Wait(_blockLock);
+                }
+                if (_releases > 0)
+                {
+                    _releases--;
+                }
+            }
+        }
+        return null;
+    }
+
+    private VcpuRunResult Unhandled(VcpuEvent ev)
+    {
+        string detail = ev switch
+        {
+            VcpuEvent.Io => $" (port 0x{_run->IoPort:x}, {_run->IoSize}-byte {(_run->IoDirection == 1 ? "write" : "read")})",
+            VcpuEvent.Mmio => $" (address 0x{_run->MmioPhysAddr:x}, {_run->MmioLen}-byte {(_run->MmioIsWrite != 0 ? "write" : "read")})",
+            VcpuEvent.MsrRead or VcpuEvent.MsrWrite => $" (MSR 0x{_run->MsrIndex:x})",
+            VcpuEvent.InternalError => $" (suberror {_run->InternalSuberror})",
+            VcpuEvent.EntryFailure => $" (hardware reason 0x{_run->FailEntryReason:x})",
+            VcpuEvent.SystemEvent => $" (type {_run->SystemEventType})",
+            _ => "",
+        };
+        ReadOnlySpan<byte> insn = ev == VcpuEvent.InternalError ? new InternalErrorExit(_run).InstructionBytes : default;
+        string where = FaultReport.Describe(_vcpu, _memory, insn);
+        return Failure($"vCPU {_vcpu.Id}: unhandled {ev} event{detail} at {where}", null);
+    }
+
+    private static VcpuRunResult Failure(string message, Exception? inner)
+    {
+        var error = inner as VmmException ?? (inner is null ? new VmmException(message) : new VmmException(message, inner));
+        return new VcpuRunResult(VcpuRunOutcome.Failed, -1, message, error);
+    }
+
+    private bool CanDeliver(VcpuEvent ev) => ev switch
+    {
+        // With the in-kernel irqchip, KVM handles HLT and interrupt windows itself.
+        VcpuEvent.Hlt or VcpuEvent.IrqWindow => !_vcpu.Vm.HasIrqchip,
+        VcpuEvent.MsrRead or VcpuEvent.MsrWrite => _vcpu.Vm.EnableUserSpaceMsrExits(),
+        VcpuEvent.Debug => _vcpu.Vm.CheckExtension(KvmCapability.SetGuestDebug) > 0,
+        VcpuEvent.Recall => _vcpu.Vm.System.Has(KvmCapability.ImmediateExit),
+        _ => true,
+    };
+
+    private bool CanTransfer(Mtd mtd)
+    {
+        if ((mtd & Mtd.Dr) != 0 && _vcpu.Vm.CheckExtension(KvmCapability.DebugRegs) <= 0)
+        {
+            return false;
+        }
+        return (mtd & VcpuState.EventsGroups) == 0 || _vcpu.Vm.CheckExtension(KvmCapability.VcpuEvents) > 0;
+    }
+
+    private static ulong SyncParts(Mtd mtd)
+    {
+        ulong parts = 0;
+        if ((mtd & VcpuState.RegsGroups) != 0)
+        {
+            parts |= KvmRun.SyncX86Regs;
+        }
+        if ((mtd & VcpuState.SregsGroups) != 0)
+        {
+            parts |= KvmRun.SyncX86Sregs;
+        }
+        if ((mtd & VcpuState.EventsGroups) != 0)
+        {
+            parts |= KvmRun.SyncX86Events;
+        }
+        return parts;
+    }
+
+    private readonly record struct Portal(VcpuHandler? Handler, Mtd Mtd);
+}

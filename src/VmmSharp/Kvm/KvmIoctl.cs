@@ -1,0 +1,87 @@
+namespace VmmSharp.Kvm;
+
+/// <summary>KVM's ioctl request numbers for x86-64, as <c>linux/kvm.h</c> encodes them.</summary>
+internal static class KvmIoctl
+{
+    // System (/dev/kvm)
+    public const uint GetApiVersion = 0xae00;
+    public const uint CreateVm = 0xae01;
+    public const uint CheckExtension = 0xae03;
+    public const uint GetVcpuMmapSize = 0xae04;
+    public const uint GetSupportedCpuid = 0xc008ae05;
+
+    // VM
+    public const uint CreateVcpu = 0xae41;
+    public const uint SetUserMemoryRegion = 0x4020ae46;
+    public const uint SetTssAddr = 0xae47;
+    public const uint SetIdentityMapAddr = 0x4008ae48;
+    public const uint CreateIrqchip = 0xae60;
+    public const uint IrqLine = 0x4008ae61;
+    public const uint CreatePit2 = 0x4040ae77;
+    public const uint EnableCap = 0x4068aea3;
+    public const uint SetMsrFilter = 0x4188aec6;
+
+    // vCPU
+    public const uint Run = 0xae80;
+    public const uint GetRegs = 0x8090ae81;
+    public const uint SetRegs = 0x4090ae82;
+    public const uint GetSregs = 0x8138ae83;
+    public const uint SetSregs = 0x4138ae84;
+    public const uint Translate = 0xc018ae85;
+    public const uint Interrupt = 0x4004ae86;
+    public const uint GetMsrs = 0xc008ae88;
+    public const uint SetMsrs = 0x4008ae89;
+    public const uint SetSignalMask = 0x4004ae8b;
+    public const uint GetFpu = 0x81a0ae8c;
+    public const uint SetFpu = 0x41a0ae8d;
+    public const uint SetCpuid2 = 0x4008ae90;
+    public const uint GetMpState = 0x8004ae98;
+    public const uint SetMpState = 0x4004ae99;
+    public const uint SetGuestDebug = 0x4048ae9b;
+    public const uint GetVcpuEvents = 0x8040ae9f;
+    public const uint SetVcpuEvents = 0x4040aea0;
+    public const uint GetDebugRegs = 0x8080aea1;
+    public const uint SetDebugRegs = 0x4080aea2;
+    public const uint GetTscKhz = 0xaea3;
+
+    /// <summary>The ioctl's name as <c>linux/kvm.h</c> spells it, for error messages.</summary>
+    public static string Name(uint request) => request switch
+    {
+        GetApiVersion => "KVM_GET_API_VERSION",
+        CreateVm => "KVM_CREATE_VM",
+        CheckExtension => "KVM_CHECK_EXTENSION",
+        GetVcpuMmapSize => "KVM_GET_VCPU_MMAP_SIZE",
+        GetSupportedCpuid => "KVM_GET_SUPPORTED_CPUID",
+        CreateVcpu => "KVM_CREATE_VCPU",
+        SetUserMemoryRegion => "KVM_SET_USER_MEMORY_REGION",
+        SetTssAddr => "KVM_SET_TSS_ADDR",
+        SetIdentityMapAddr => "KVM_SET_IDENTITY_MAP_ADDR",
+        CreateIrqchip => "KVM_CREATE_IRQCHIP",
+        IrqLine => "KVM_IRQ_LINE",
+        CreatePit2 => "KVM_CREATE_PIT2",
+        EnableCap => "KVM_ENABLE_CAP",
+        SetMsrFilter => "KVM_X86_SET_MSR_FILTER",
+        Run => "KVM_RUN",
+        GetRegs => "KVM_GET_REGS",
+        SetRegs => "KVM_SET_REGS",
+        GetSregs => "KVM_GET_SREGS",
+        SetSregs => "KVM_SET_SREGS",
+        Translate => "KVM_TRANSLATE",
+        Interrupt => "KVM_INTERRUPT",
+        GetMsrs => "KVM_GET_MSRS",
+        SetMsrs => "KVM_SET_MSRS",
+        SetSignalMask => "KVM_SET_SIGNAL_MASK",
+        GetFpu => "KVM_GET_FPU",
+        SetFpu => "KVM_SET_FPU",
+        SetCpuid2 => "KVM_SET_CPUID2",
+        GetMpState => "KVM_GET_MP_STATE",
+        SetMpState => "KVM_SET_MP_STATE",
+        SetGuestDebug => "KVM_SET_GUEST_DEBUG",
+        GetVcpuEvents => "KVM_GET_VCPU_EVENTS",
+        SetVcpuEvents => "KVM_SET_VCPU_EVENTS",
+        GetDebugRegs => "KVM_GET_DEBUGREGS",
+        SetDebugRegs => "KVM_SET_DEBUGREGS",
+        GetTscKhz => "KVM_GET_TSC_KHZ",
+        _ => $"ioctl 0x{request:x}",
+    };
+}

@@ -1,0 +1,144 @@
+using System.Runtime.InteropServices;
+using VmmSharp.Interop;
+
+namespace VmmSharp.Kvm;
+
+/// <summary>
+/// The KVM subsystem, opened through <c>/dev/kvm</c>: API version, capabilities, supported CPUID,
+/// and the factory for VMs.
+/// </summary>
+public sealed unsafe class KvmSystem : IDisposable
+{
+    /// <summary>The only KVM API version there has ever been.</summary>
+    public const int ExpectedApiVersion = 12;
+
+    /// <summary>The device path.</summary>
+    public const string DevicePath = "/dev/kvm";
+
+    private readonly SafeFileDescriptor _fd;
+
+    private KvmSystem(SafeFileDescriptor fd, int vcpuMmapSize)
+    {
+        _fd = fd;
+        VcpuMmapSize = vcpuMmapSize;
+    }
+
+    /// <summary>The size of each vCPU's <c>kvm_run</c> mapping.</summary>
+    public int VcpuMmapSize { get; }
+
+    /// <summary>What kind of virtualization serves <c>/dev/kvm</c> on this host.</summary>
+    public static HostVirtualization Virtualization => HostVirtualization.Detect();
+
+    /// <summary>Opens <c>/dev/kvm</c> and checks its API version.</summary>
+    /// <exception cref="KvmUnavailableException">The device is missing, not accessible, or speaks another API version.</exception>
+    public static KvmSystem Open()
+    {
+        int fd = Libc.Open(DevicePath, Libc.O_RDWR | Libc.O_CLOEXEC);
+        if (fd < 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            throw errno switch
+            {
+                Libc.ENOENT => new KvmUnavailableException(
+                    $"{DevicePath} does not exist: this kernel has no KVM, or its module is not loaded. " +
+                    "Load kvm_intel, kvm_amd or kvm_pvm (modprobe), or run on a host with virtualization enabled."),
+                Libc.EACCES or Libc.EPERM => new KvmUnavailableException(
+                    $"no permission to open {DevicePath}: run as root or add your user to the 'kvm' group " +
+                    "(sudo usermod -aG kvm $USER, then log in again)."),
+                _ => new KvmUnavailableException($"cannot open {DevicePath}: {Libc.ErrorText(errno)} (errno {errno})."),
+            };
+        }
+        var handle = new SafeFileDescriptor(fd);
+        try
+        {
+            int version = Libc.Ioctl(fd, KvmIoctl.GetApiVersion, 0);
+            if (version != ExpectedApiVersion)
+            {
+                throw new KvmUnavailableException(
+                    $"{DevicePath} speaks KVM API version {version}; VmmSharp needs version {ExpectedApiVersion}.");
+            }
+            int mmapSize = Libc.Ioctl(fd, KvmIoctl.GetVcpuMmapSize, 0);
+            if (mmapSize <= 0)
+            {
+                throw new KvmException(KvmIoctl.GetVcpuMmapSize, Marshal.GetLastPInvokeError(), null);
+            }
+            return new KvmSystem(handle, mmapSize);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Whether KVM can be opened here, and if not, why.</summary>
+    public static bool IsAvailable(out string? reason)
+    {
+        try
+        {
+            using KvmSystem kvm = Open();
+            reason = null;
+            return true;
+        }
+        catch (KvmUnavailableException e)
+        {
+            reason = e.Message;
+            return false;
+        }
+    }
+
+    /// <summary>The API version <c>/dev/kvm</c> reports.</summary>
+    public int ApiVersion => Libc.Ioctl(_fd.Fd, KvmIoctl.GetApiVersion, 0);
+
+    /// <summary>What <c>KVM_CHECK_EXTENSION</c> says of <paramref name="capability"/>: 0 when absent, else 1 or a limit.</summary>
+    public int CheckExtension(KvmCapability capability)
+    {
+        int r = Libc.Ioctl(_fd.Fd, KvmIoctl.CheckExtension, (nuint)capability);
+        return r < 0 ? 0 : r;
+    }
+
+    /// <summary>Whether the host has <paramref name="capability"/>.</summary>
+    public bool Has(KvmCapability capability) => CheckExtension(capability) > 0;
+
+    /// <summary>The CPUID leaves KVM can present to a guest (<c>KVM_GET_SUPPORTED_CPUID</c>).</summary>
+    public KvmCpuidEntry[] GetSupportedCpuid()
+    {
+        for (int n = 64; ; n *= 2)
+        {
+            int bytes = 8 + (n * sizeof(KvmCpuidEntry));
+            byte* buffer = (byte*)NativeMemory.AllocZeroed((nuint)bytes);
+            try
+            {
+                *(uint*)buffer = (uint)n;
+                if (Libc.Ioctl(_fd.Fd, KvmIoctl.GetSupportedCpuid, buffer) == 0)
+                {
+                    int count = (int)*(uint*)buffer;
+                    return new ReadOnlySpan<KvmCpuidEntry>(buffer + 8, count).ToArray();
+                }
+                int errno = Marshal.GetLastPInvokeError();
+                if (errno != 7 /* E2BIG */ || n >= 4096)
+                {
+                    throw new KvmException(KvmIoctl.GetSupportedCpuid, errno, $"nent={n}");
+                }
+            }
+            finally
+            {
+                NativeMemory.Free(buffer);
+            }
+        }
+    }
+
+    /// <summary>Creates a VM (<c>KVM_CREATE_VM</c>).</summary>
+    public KvmVm CreateVm()
+    {
+        int fd = Libc.Ioctl(_fd.Fd, KvmIoctl.CreateVm, 0);
+        if (fd < 0)
+        {
+            throw new KvmException(KvmIoctl.CreateVm, Marshal.GetLastPInvokeError(), "type=0");
+        }
+        return new KvmVm(this, new SafeFileDescriptor(fd));
+    }
+
+    /// <inheritdoc/>
+    public void Dispose() => _fd.Dispose();
+}

@@ -1,0 +1,302 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using VmmSharp.Interop;
+
+namespace VmmSharp.Kvm;
+
+/// <summary>
+/// A KVM vCPU: its file descriptor and its mapped <c>kvm_run</c>, with one method per ioctl.
+/// Every method that moves guest state between KVM and the VMM counts itself in <see cref="StateTransfers"/>.
+/// </summary>
+public sealed unsafe class KvmVcpu : IDisposable
+{
+    private readonly SafeFileDescriptor _fd;
+    private readonly SafeMapping _run;
+    private long _stateTransfers;
+
+    internal KvmVcpu(KvmVm vm, int id, SafeFileDescriptor fd, SafeMapping run)
+    {
+        Vm = vm;
+        Id = id;
+        _fd = fd;
+        _run = run;
+        Run = (KvmRun*)run.Address;
+    }
+
+    /// <summary>The VM this vCPU belongs to.</summary>
+    public KvmVm Vm { get; }
+
+    /// <summary>The vCPU id given at creation (its initial APIC id).</summary>
+    public int Id { get; }
+
+    /// <summary>How many state ioctls (KVM_GET_*/KVM_SET_* of registers, MSRs, FPU, events) this vCPU has made.</summary>
+    public long StateTransfers => Volatile.Read(ref _stateTransfers);
+
+    internal KvmRun* Run { get; }
+
+    internal int Fd => _fd.Fd;
+
+    /// <summary>Enters the guest (<c>KVM_RUN</c>). Returns 0, or the errno; never throws, never allocates.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal int EnterGuest()
+    {
+        if (Libc.Ioctl(_fd.Fd, KvmIoctl.Run, 0) == 0)
+        {
+            return 0;
+        }
+        return Marshal.GetLastPInvokeError();
+    }
+
+    /// <summary>Reads the general-purpose registers (<c>KVM_GET_REGS</c>).</summary>
+    public void GetRegs(out KvmRegs regs)
+    {
+        fixed (KvmRegs* p = &regs)
+        {
+            StateIoctl(KvmIoctl.GetRegs, p);
+        }
+    }
+
+    /// <summary>Writes the general-purpose registers (<c>KVM_SET_REGS</c>).</summary>
+    public void SetRegs(in KvmRegs regs)
+    {
+        fixed (KvmRegs* p = &regs)
+        {
+            StateIoctl(KvmIoctl.SetRegs, p);
+        }
+    }
+
+    /// <summary>Reads the segment and control registers (<c>KVM_GET_SREGS</c>).</summary>
+    public void GetSregs(out KvmSregs sregs)
+    {
+        fixed (KvmSregs* p = &sregs)
+        {
+            StateIoctl(KvmIoctl.GetSregs, p);
+        }
+    }
+
+    /// <summary>Writes the segment and control registers (<c>KVM_SET_SREGS</c>).</summary>
+    public void SetSregs(in KvmSregs sregs)
+    {
+        fixed (KvmSregs* p = &sregs)
+        {
+            StateIoctl(KvmIoctl.SetSregs, p);
+        }
+    }
+
+    /// <summary>Reads pending events (<c>KVM_GET_VCPU_EVENTS</c>).</summary>
+    public void GetEvents(out KvmVcpuEvents events)
+    {
+        fixed (KvmVcpuEvents* p = &events)
+        {
+            StateIoctl(KvmIoctl.GetVcpuEvents, p);
+        }
+    }
+
+    /// <summary>Writes pending events (<c>KVM_SET_VCPU_EVENTS</c>).</summary>
+    public void SetEvents(in KvmVcpuEvents events)
+    {
+        fixed (KvmVcpuEvents* p = &events)
+        {
+            StateIoctl(KvmIoctl.SetVcpuEvents, p);
+        }
+    }
+
+    /// <summary>Reads the debug registers (<c>KVM_GET_DEBUGREGS</c>).</summary>
+    public void GetDebugRegs(out KvmDebugRegs regs)
+    {
+        fixed (KvmDebugRegs* p = &regs)
+        {
+            StateIoctl(KvmIoctl.GetDebugRegs, p);
+        }
+    }
+
+    /// <summary>Writes the debug registers (<c>KVM_SET_DEBUGREGS</c>).</summary>
+    public void SetDebugRegs(in KvmDebugRegs regs)
+    {
+        fixed (KvmDebugRegs* p = &regs)
+        {
+            StateIoctl(KvmIoctl.SetDebugRegs, p);
+        }
+    }
+
+    /// <summary>Reads the x87/SSE state (<c>KVM_GET_FPU</c>).</summary>
+    public void GetFpu(out KvmFpu fpu)
+    {
+        fixed (KvmFpu* p = &fpu)
+        {
+            StateIoctl(KvmIoctl.GetFpu, p);
+        }
+    }
+
+    /// <summary>Writes the x87/SSE state (<c>KVM_SET_FPU</c>).</summary>
+    public void SetFpu(in KvmFpu fpu)
+    {
+        fixed (KvmFpu* p = &fpu)
+        {
+            StateIoctl(KvmIoctl.SetFpu, p);
+        }
+    }
+
+    /// <summary>Reads the MSRs named in <paramref name="indices"/> into <paramref name="values"/> (<c>KVM_GET_MSRS</c>).</summary>
+    public void GetMsrs(ReadOnlySpan<uint> indices, Span<ulong> values)
+    {
+        const int max = 8;
+        if (indices.Length > max || values.Length < indices.Length)
+        {
+            throw new ArgumentException($"at most {max} MSRs per call, and room for each value", nameof(indices));
+        }
+        MsrBuffer buffer = default;
+        buffer.Count = (uint)indices.Length;
+        KvmMsrEntry* entries = (KvmMsrEntry*)buffer.Entries;
+        for (int i = 0; i < indices.Length; i++)
+        {
+            entries[i].Index = indices[i];
+        }
+        int n = Libc.Ioctl(_fd.Fd, KvmIoctl.GetMsrs, &buffer);
+        _stateTransfers++;
+        if (n != indices.Length)
+        {
+            throw MsrError(KvmIoctl.GetMsrs, n, indices, entries);
+        }
+        for (int i = 0; i < indices.Length; i++)
+        {
+            values[i] = entries[i].Data;
+        }
+    }
+
+    /// <summary>Writes the MSRs named in <paramref name="indices"/> (<c>KVM_SET_MSRS</c>).</summary>
+    public void SetMsrs(ReadOnlySpan<uint> indices, ReadOnlySpan<ulong> values)
+    {
+        const int max = 8;
+        if (indices.Length > max || values.Length < indices.Length)
+        {
+            throw new ArgumentException($"at most {max} MSRs per call, and a value for each", nameof(indices));
+        }
+        MsrBuffer buffer = default;
+        buffer.Count = (uint)indices.Length;
+        KvmMsrEntry* entries = (KvmMsrEntry*)buffer.Entries;
+        for (int i = 0; i < indices.Length; i++)
+        {
+            entries[i].Index = indices[i];
+            entries[i].Data = values[i];
+        }
+        int n = Libc.Ioctl(_fd.Fd, KvmIoctl.SetMsrs, &buffer);
+        _stateTransfers++;
+        if (n != indices.Length)
+        {
+            throw MsrError(KvmIoctl.SetMsrs, n, indices, entries);
+        }
+    }
+
+    /// <summary>Sets the CPUID leaves the guest sees (<c>KVM_SET_CPUID2</c>).</summary>
+    public void SetCpuid(ReadOnlySpan<KvmCpuidEntry> entries)
+    {
+        int bytes = 8 + (entries.Length * sizeof(KvmCpuidEntry));
+        byte* buffer = (byte*)NativeMemory.AllocZeroed((nuint)bytes);
+        try
+        {
+            *(uint*)buffer = (uint)entries.Length;
+            entries.CopyTo(new Span<KvmCpuidEntry>(buffer + 8, entries.Length));
+            Check(Libc.Ioctl(_fd.Fd, KvmIoctl.SetCpuid2, buffer), KvmIoctl.SetCpuid2, $"vcpu {Id}, nent={entries.Length}");
+        }
+        finally
+        {
+            NativeMemory.Free(buffer);
+        }
+    }
+
+    /// <summary>
+    /// Sets the signal mask in force while the guest runs (<c>KVM_SET_SIGNAL_MASK</c>), so that a signal
+    /// blocked in the thread can still interrupt <c>KVM_RUN</c>.
+    /// </summary>
+    internal void SetSignalMask(ulong kernelMask)
+    {
+        SignalMask mask = default;
+        mask.Length = 8;
+        mask.Bits = kernelMask;
+        Check(Libc.Ioctl(_fd.Fd, KvmIoctl.SetSignalMask, &mask), KvmIoctl.SetSignalMask, $"vcpu {Id}, mask=0x{kernelMask:x}");
+    }
+
+    /// <summary>Turns single-stepping on or off (<c>KVM_SET_GUEST_DEBUG</c>): each step then exits as a debug event.</summary>
+    public void SetSingleStep(bool enable)
+    {
+        var debug = new KvmGuestDebug { Control = enable ? KvmGuestDebug.Enable | KvmGuestDebug.SingleStep : 0 };
+        Check(Libc.Ioctl(_fd.Fd, KvmIoctl.SetGuestDebug, &debug), KvmIoctl.SetGuestDebug, $"vcpu {Id}, control=0x{debug.Control:x}");
+    }
+
+    /// <summary>Queues an external interrupt; only without the in-kernel irqchip (<c>KVM_INTERRUPT</c>).</summary>
+    public void Interrupt(byte vector)
+    {
+        uint irq = vector;
+        Check(Libc.Ioctl(_fd.Fd, KvmIoctl.Interrupt, &irq), KvmIoctl.Interrupt, $"vcpu {Id}, vector={vector}");
+    }
+
+    /// <summary>Translates a guest linear address with the vCPU's current paging (<c>KVM_TRANSLATE</c>); null if unmapped.</summary>
+    public ulong? Translate(ulong linearAddress)
+    {
+        var t = new KvmTranslation { LinearAddress = linearAddress };
+        if (Libc.Ioctl(_fd.Fd, KvmIoctl.Translate, &t) < 0 || t.Valid == 0)
+        {
+            return null;
+        }
+        return t.PhysicalAddress;
+    }
+
+    /// <summary>Reads the multiprocessing state (<c>KVM_GET_MP_STATE</c>): 0 runnable, 1 uninitialized, 2 INIT received, 3 halted, 4 SIPI received.</summary>
+    public uint GetMpState()
+    {
+        uint state;
+        Check(Libc.Ioctl(_fd.Fd, KvmIoctl.GetMpState, &state), KvmIoctl.GetMpState, $"vcpu {Id}");
+        return state;
+    }
+
+    /// <summary>Sets the multiprocessing state (<c>KVM_SET_MP_STATE</c>).</summary>
+    public void SetMpState(uint state)
+        => Check(Libc.Ioctl(_fd.Fd, KvmIoctl.SetMpState, &state), KvmIoctl.SetMpState, $"vcpu {Id}, mp_state={state}");
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        _run.Dispose();
+        _fd.Dispose();
+    }
+
+    private void StateIoctl(uint request, void* arg)
+    {
+        _stateTransfers++;
+        Check(Libc.Ioctl(_fd.Fd, request, arg), request, null);
+    }
+
+    private void Check(int result, uint request, string? detail)
+    {
+        if (result < 0)
+        {
+            throw new KvmException(request, Marshal.GetLastPInvokeError(), detail ?? $"vcpu {Id}");
+        }
+    }
+
+    private KvmException MsrError(uint request, int n, ReadOnlySpan<uint> indices, KvmMsrEntry* entries)
+    {
+        if (n < 0)
+        {
+            return new KvmException(request, Marshal.GetLastPInvokeError(), $"vcpu {Id}");
+        }
+        return new KvmException($"{KvmIoctl.Name(request)} on vcpu {Id} stopped at MSR 0x{indices[n]:x} ({n} of {indices.Length} done)");
+    }
+
+    // struct kvm_signal_mask { __u32 len; __u8 sigset[]; }: the set starts at offset 4.
+    [StructLayout(LayoutKind.Sequential, Pack = 4)]
+    private struct SignalMask
+    {
+        public uint Length;
+        public ulong Bits;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct MsrBuffer
+    {
+        public uint Count;
+        public uint Pad;
+        public fixed byte Entries[8 * 16];
+    }
+}

@@ -63,6 +63,9 @@ public sealed unsafe class VcpuDispatcher
     /// <summary>Completes with the run's result when the vCPU stops.</summary>
     public Task<VcpuRunResult> Completion => _completion.Task;
 
+    /// <summary>Whether the dispatcher has been started (its handlers are then fixed).</summary>
+    public bool IsStarted => Volatile.Read(ref _started) != 0;
+
     /// <summary>Whether KVM's sync-regs area carries register state (else every transfer is an ioctl).</summary>
     public bool UsesSyncRegs => _syncRegs;
 

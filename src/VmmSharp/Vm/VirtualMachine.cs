@@ -1,0 +1,174 @@
+using VmmSharp.Arch.X86;
+using VmmSharp.Dispatch;
+using VmmSharp.Kvm;
+using VmmSharp.Memory;
+
+namespace VmmSharp.Vm;
+
+/// <summary>
+/// A VM with its guest memory and its vCPUs, each run by a <see cref="VcpuDispatcher"/>.
+/// It owns the KVM handles and the memory it was given, and releases them on dispose.
+/// </summary>
+public sealed class VirtualMachine : IDisposable
+{
+    private readonly List<VcpuDispatcher> _vcpus = [];
+    private readonly KvmCpuidEntry[] _supportedCpuid;
+    private bool _disposed;
+
+    private VirtualMachine(KvmSystem kvm, KvmVm vm, GuestMemory memory)
+    {
+        Kvm = kvm;
+        Handle = vm;
+        Memory = memory;
+        _supportedCpuid = kvm.GetSupportedCpuid();
+    }
+
+    /// <summary>The KVM system.</summary>
+    public KvmSystem Kvm { get; }
+
+    /// <summary>The KVM VM.</summary>
+    public KvmVm Handle { get; }
+
+    /// <summary>The guest's memory.</summary>
+    public GuestMemory Memory { get; }
+
+    /// <summary>The vCPUs' dispatchers, by vCPU id.</summary>
+    public IReadOnlyList<VcpuDispatcher> Vcpus => _vcpus;
+
+    /// <summary>CPUID bits hidden from every vCPU created after this is set.</summary>
+    public IReadOnlyList<CpuidMask> CpuidMasks { get; set; } = [];
+
+    /// <summary>How many vCPUs the guest is told it has (CPUID); defaults to the number created so far.</summary>
+    public int? AnnouncedCpuCount { get; set; }
+
+    /// <summary>
+    /// Creates a VM over <paramref name="memory"/> (which it then owns), optionally with the in-kernel
+    /// irqchip and PIT.
+    /// </summary>
+    /// <exception cref="KvmUnavailableException">KVM cannot be used here; the message says why.</exception>
+    public static VirtualMachine Create(GuestMemory memory, bool irqchip = false)
+    {
+        ArgumentNullException.ThrowIfNull(memory);
+        KvmSystem kvm = KvmSystem.Open();
+        KvmVm? vm = null;
+        try
+        {
+            vm = kvm.CreateVm();
+            // Intel hosts need these pages below 4 GiB; elsewhere the calls are harmless.
+            if (vm.CheckExtension(KvmCapability.SetTssAddr) > 0)
+            {
+                vm.SetTssAddress(0xfffb_d000);
+            }
+            if (irqchip)
+            {
+                vm.CreateIrqchip();
+                vm.CreatePit();
+            }
+            vm.MapMemory(memory);
+            return new VirtualMachine(kvm, vm, memory);
+        }
+        catch
+        {
+            vm?.Dispose();
+            kvm.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Creates the next vCPU, with CPUID from KVM's supported leaves, and returns its dispatcher.</summary>
+    public VcpuDispatcher AddVcpu()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        KvmVcpu vcpu = Handle.CreateVcpu(_vcpus.Count);
+        try
+        {
+            vcpu.SetCpuid(Cpuid.ForVcpu(_supportedCpuid, vcpu.Id, AnnouncedCpuCount ?? (_vcpus.Count + 1), CpuidMasks));
+        }
+        catch
+        {
+            vcpu.Dispose();
+            throw;
+        }
+        var dispatcher = new VcpuDispatcher(vcpu, Memory);
+        _vcpus.Add(dispatcher);
+        return dispatcher;
+    }
+
+    /// <summary>The dispatcher of vCPU <paramref name="id"/>.</summary>
+    public VcpuDispatcher this[VcpuId id] => _vcpus[id.Value];
+
+    /// <summary>Recalls vCPU <paramref name="id"/> (see <see cref="VcpuDispatcher.Recall"/>).</summary>
+    public void Recall(VcpuId id) => this[id].Recall();
+
+    /// <summary>Releases blocked vCPU <paramref name="id"/> (see <see cref="VcpuDispatcher.Release"/>).</summary>
+    public void Release(VcpuId id) => this[id].Release();
+
+    /// <summary>
+    /// Starts every vCPU on a thread of its own and waits until one ends its run, or
+    /// <paramref name="deadline"/> passes. Then stops the others and returns the result that ended the VM;
+    /// past the deadline, a failure that says where each vCPU was.
+    /// </summary>
+    public VcpuRunResult Run(TimeSpan deadline, int stackSize = VcpuDispatcher.DefaultStackSize)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_vcpus.Count == 0)
+        {
+            throw new InvalidOperationException("the VM has no vCPUs: call AddVcpu first");
+        }
+        Task<VcpuRunResult>[] runs = [.. _vcpus.Select(v => v.Start(stackSize))];
+        int first = Task.WaitAny(runs, deadline);
+        VcpuRunResult result;
+        if (first < 0)
+        {
+            StopAll();
+            result = new VcpuRunResult(VcpuRunOutcome.Failed, -1,
+                $"the guest did not finish within its deadline of {deadline.TotalSeconds:0.###} s");
+        }
+        else
+        {
+            result = runs[first].Result;
+            StopAll();
+        }
+        return result;
+    }
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+        _disposed = true;
+        StopAll();
+        bool allStopped = true;
+        foreach (VcpuDispatcher v in _vcpus)
+        {
+            // Never unmap kvm_run under a thread that is still in it.
+            if (!v.IsStarted || v.Completion.IsCompleted)
+            {
+                v.Vcpu.Dispose();
+            }
+            else
+            {
+                allStopped = false;
+            }
+        }
+        if (allStopped)
+        {
+            Handle.Dispose();
+            Memory.Dispose();
+        }
+        Kvm.Dispose();
+    }
+
+    private void StopAll()
+    {
+        foreach (VcpuDispatcher v in _vcpus)
+        {
+            v.RequestStop();
+        }
+        // A started vCPU leaves KVM_RUN at once when kicked; bound the wait all the same.
+        Task.WaitAll([.. _vcpus.Where(v => v.IsStarted).Select(v => v.Completion)], TimeSpan.FromSeconds(10));
+    }
+}

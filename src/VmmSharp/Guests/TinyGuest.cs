@@ -17,6 +17,8 @@ public sealed class TinyGuest
     /// <summary>The groups a Startup handler needs to name to call <see cref="SetStartupState"/>.</summary>
     public const Mtd StartupMtd = Mtd.Gpr | Mtd.Segments | Mtd.Cr | Mtd.Efer;
 
+    private const uint TssLimit = 0x68 + 0x2000;
+
     private TinyGuest(GuestMode mode, byte[] code)
     {
         Mode = mode;
@@ -59,14 +61,17 @@ public sealed class TinyGuest
         {
             throw new ArgumentException($"a tiny guest needs RAM at [0, 0x{MinimumMemory:x})", nameof(memory));
         }
-        if ((ulong)Code.Length > Data - TinyGuestLayout.Code)
+        if ((ulong)Code.Length > Pml4 - TinyGuestLayout.Code)
         {
-            throw new ArgumentException($"the guest's code is {Code.Length} bytes; at most {Data - TinyGuestLayout.Code} fit");
+            throw new ArgumentException($"the guest's code is {Code.Length} bytes; at most {Pml4 - TinyGuestLayout.Code} fit", nameof(memory));
         }
         memory.Write(TinyGuestLayout.Code, Code);
         WriteGdt(memory);
         memory.Write(Tss + 4, KernelStackTop); // RSP0
-        memory.Write(Tss + 0x66, (ushort)0x68); // I/O map base beyond the limit: no bitmap
+        // An all-zero I/O permission bitmap right after the TSS: CPL3 may use every port, whatever the host checks.
+        memory.Write(Tss + 0x66, (ushort)0x68);
+        memory.Fill(Tss + 0x68, 0x2000, 0);
+        memory.Write(Tss + 0x68 + 0x2000, (byte)0xff);
         // Identity map the first 1 GiB with 2 MiB pages, user-accessible so CPL3 code can use it.
         const ulong present = 1, writable = 2, user = 4, large = 0x80;
         memory.Write(Pml4, (Pml4 + 0x1000) | present | writable | user);
@@ -94,7 +99,7 @@ public sealed class TinyGuest
         }
         state.Gdtr = new KvmDtable { Base = Gdt, Limit = 0x3f };
         state.Idtr = new KvmDtable { Base = Idt, Limit = 0xfff };
-        state.Tr = Segment(TssSelector, 0x67, 11, s: 0, dpl: 0, db: 0, l: 0, g: 0) with { Base = Tss };
+        state.Tr = Segment(TssSelector, TssLimit, 11, s: 0, dpl: 0, db: 0, l: 0, g: 0) with { Base = Tss };
         state.Ldtr = Segment(0, 0xffff, 2, s: 0, dpl: 0, db: 0, l: 0, g: 0) with { Unusable = 1 };
         if (Mode == GuestMode.Protected32)
         {
@@ -143,7 +148,7 @@ public sealed class TinyGuest
         memory.Write(Gdt + (UserData & ~3UL), 0x00cf_f300_0000_ffffUL);
         memory.Write(Gdt + (UserCode64 & ~3UL), 0x00af_fb00_0000_ffffUL);
         // 64-bit available TSS (type 9) at Tss, limit 0x67; the upper half holds base bits 63:32 (zero).
-        ulong tss = 0x67UL | ((Tss & 0xffffff) << 16) | (0x89UL << 40) | ((Tss >> 24 & 0xff) << 56);
+        ulong tss = TssLimit | ((Tss & 0xffffff) << 16) | (0x89UL << 40) | ((Tss >> 24 & 0xff) << 56);
         memory.Write(Gdt + TssSelector, tss);
         memory.Write(Gdt + TssSelector + 8, 0UL);
     }

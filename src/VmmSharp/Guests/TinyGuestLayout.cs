@@ -9,13 +9,13 @@ public static class TinyGuestLayout
     /// <summary>The IDT (empty unless the guest fills it: an exception then shuts the vCPU down).</summary>
     public const ulong Idt = 0x2000;
 
-    /// <summary>The 64-bit TSS, whose RSP0 is <see cref="KernelStackTop"/>.</summary>
+    /// <summary>The 64-bit TSS, whose RSP0 is <see cref="KernelStackTop"/>, followed by an I/O bitmap allowing every port.</summary>
     public const ulong Tss = 0x3000;
 
     /// <summary>The PML4; the PDPT and page directory follow it.</summary>
-    public const ulong Pml4 = 0x4000;
+    public const ulong Pml4 = 0x20000;
 
-    /// <summary>Where the code is assembled and entered.</summary>
+    /// <summary>Where the code is assembled and entered; it may fill up to <see cref="Pml4"/>.</summary>
     public const ulong Code = 0x8000;
 
     /// <summary>A scratch area the guest code may use.</summary>

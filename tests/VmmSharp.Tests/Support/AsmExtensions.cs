@@ -13,4 +13,11 @@ internal static class AsmExtensions
         a.@out(0xf4, al);
         a.hlt();
     }
+
+    /// <summary>Asserts that a handler ended the run (not a failure), showing the reason otherwise.</summary>
+    public static VmmSharp.Dispatch.VcpuRunResult AssertStopped(this VmmSharp.Dispatch.VcpuRunResult result)
+    {
+        Assert.True(result.Outcome == VmmSharp.Dispatch.VcpuRunOutcome.Stopped, $"{result.Outcome}: {result.Reason}");
+        return result;
+    }
 }

@@ -160,4 +160,33 @@ public class IoBusTests
         Span<byte> data = stackalloc byte[1];
         Assert.True(bus.Read(0xffff, data));
     }
+
+    [Fact]
+    public async Task Lookups_racing_with_registration_always_see_a_consistent_map()
+    {
+        var bus = new IoBus();
+        bus.Register(0x10, 1, new RecordingDevice { ReadValue = 7 });
+        using var stop = new CancellationTokenSource();
+        int bad = 0;
+        Task[] readers = [.. Enumerable.Range(0, 4).Select(_ => Task.Run(() =>
+        {
+            byte[] data = new byte[1];
+            while (!stop.IsCancellationRequested)
+            {
+                if (!bus.Read(0x10, data) || data[0] != 7)
+                {
+                    Interlocked.Increment(ref bad);
+                }
+            }
+        }, TestContext.Current.CancellationToken))];
+
+        for (int i = 0; i < 2000; i++)
+        {
+            bus.Register((ushort)(0x100 + i), 1, new RecordingDevice());
+        }
+        stop.Cancel();
+        await Task.WhenAll(readers);
+
+        Assert.Equal(0, bad);
+    }
 }

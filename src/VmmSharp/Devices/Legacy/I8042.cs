@@ -1,0 +1,280 @@
+using VmmSharp.Buses;
+
+namespace VmmSharp.Devices.Legacy;
+
+/// <summary>
+/// The PC's i8042 keyboard controller, with just enough of a keyboard behind it for Linux's i8042 and atkbd
+/// probes to finish quickly, and its reset line, which Linux pulses (command 0xfe) to reboot.
+/// </summary>
+/// <remarks>
+/// <para>The controller has two ports that are not adjacent, so it offers two devices: register
+/// <see cref="DataPort"/> at 0x60 and <see cref="CommandPort"/> at 0x64, one port each. That leaves 0x61-0x63
+/// (port B, the PIT gate and speaker) to whoever emulates them.</para>
+/// <para>There is no mouse: bytes sent to the auxiliary device are answered with 0xfe (resend), so probing fails
+/// fast. Booting Linux with <c>i8042.noaux</c> skips the probe altogether.</para>
+/// </remarks>
+public sealed class I8042
+{
+    /// <summary>The data port.</summary>
+    public const ushort DataPortAddress = 0x60;
+
+    /// <summary>The status (read) and command (write) port.</summary>
+    public const ushort CommandPortAddress = 0x64;
+
+    private const byte StatusOutputFull = 0x01;
+    private const byte StatusSystem = 0x04;
+    private const byte StatusCommand = 0x08;
+    private const byte StatusUnlocked = 0x10;
+    private const byte StatusAuxData = 0x20;
+
+    private const byte CtrKeyboardInterrupt = 0x01;
+    private const byte CtrAuxInterrupt = 0x02;
+    private const byte CtrSystem = 0x04;
+    private const byte CtrKeyboardDisabled = 0x10;
+    private const byte CtrAuxDisabled = 0x20;
+
+    private const byte OutputPortReset = 0x01; // active low: clearing it resets the CPU
+    private const byte OutputPortA20 = 0x02;
+
+    private const int QueueCapacity = 16;
+
+    private readonly Lock _lock = new();
+    private readonly Action _reset;
+    private readonly IIrqLine? _keyboardIrq;
+    private readonly IIrqLine? _auxIrq;
+    private readonly byte[] _queue = new byte[QueueCapacity];
+    private readonly bool[] _queueIsAux = new bool[QueueCapacity];
+    private int _queueHead;
+    private int _queueCount;
+    private byte _lastOutput;
+
+    // What a BIOS leaves: both interrupts on, system flag set, scancode translation on.
+    private byte _commandByte = CtrKeyboardInterrupt | CtrAuxInterrupt | CtrSystem | 0x40;
+    private byte _outputPort = OutputPortReset | OutputPortA20;
+    private byte _pendingCommand;
+    private byte _pendingKeyboardCommand;
+    private bool _lastWriteWasCommand;
+
+    /// <summary>Creates the controller.</summary>
+    /// <param name="reset">Called when the guest pulses the reset line (command 0xfe, or 0xd1 clearing bit 0); it typically reboots or stops the VM.</param>
+    /// <param name="keyboardIrq">IRQ 1, pulsed when a keyboard byte arrives and the command byte enables it; null for none.</param>
+    /// <param name="auxIrq">IRQ 12, pulsed when an auxiliary byte arrives and the command byte enables it; null for none.</param>
+    public I8042(Action reset, IIrqLine? keyboardIrq = null, IIrqLine? auxIrq = null)
+    {
+        ArgumentNullException.ThrowIfNull(reset);
+        _reset = reset;
+        _keyboardIrq = keyboardIrq;
+        _auxIrq = auxIrq;
+        DataPort = new Port(this, isCommand: false);
+        CommandPort = new Port(this, isCommand: true);
+    }
+
+    /// <summary>The data port, to register at <see cref="DataPortAddress"/> for one port.</summary>
+    public IPioDevice DataPort { get; }
+
+    /// <summary>The status/command port, to register at <see cref="CommandPortAddress"/> for one port.</summary>
+    public IPioDevice CommandPort { get; }
+
+    private byte ReadData()
+    {
+        if (_queueCount > 0)
+        {
+            _lastOutput = _queue[_queueHead];
+            _queueHead = (_queueHead + 1) % QueueCapacity;
+            _queueCount--;
+            SignalHead();
+        }
+        // An empty buffer still presents its last byte, as the chip does.
+        return _lastOutput;
+    }
+
+    private byte ReadStatus()
+    {
+        int status = StatusUnlocked | (_commandByte & CtrSystem);
+        status |= _lastWriteWasCommand ? StatusCommand : 0;
+        if (_queueCount > 0)
+        {
+            status |= StatusOutputFull | (_queueIsAux[_queueHead] ? StatusAuxData : 0);
+        }
+        return (byte)status;
+    }
+
+    /// <returns>Whether the guest asked for a reset.</returns>
+    private bool WriteCommand(byte command)
+    {
+        _lastWriteWasCommand = true;
+        _pendingCommand = 0;
+        switch (command)
+        {
+            case 0x20: // read command byte
+                Enqueue(_commandByte, aux: false);
+                break;
+            case 0x60 or 0xd1 or 0xd2 or 0xd3 or 0xd4: // these take the next data byte
+                _pendingCommand = command;
+                break;
+            case 0xa7:
+                _commandByte |= CtrAuxDisabled;
+                break;
+            case 0xa8:
+                _commandByte &= unchecked((byte)~CtrAuxDisabled);
+                break;
+            case 0xa9: // aux interface test: no fault
+            case 0xab: // keyboard interface test: no fault
+                Enqueue(0x00, aux: false);
+                break;
+            case 0xaa: // controller self-test: passed
+                _commandByte |= CtrSystem;
+                Enqueue(0x55, aux: false);
+                break;
+            case 0xad:
+                _commandByte |= CtrKeyboardDisabled;
+                break;
+            case 0xae:
+                _commandByte &= unchecked((byte)~CtrKeyboardDisabled);
+                break;
+            case 0xc0: // read input port: keyboard not inhibited
+                Enqueue(0x80, aux: false);
+                break;
+            case 0xd0: // read output port
+                Enqueue(_outputPort, aux: false);
+                break;
+            default:
+                // 0xf0-0xff pulse the output-port bits whose mask bit is 0; bit 0 is the CPU reset line.
+                return (command & 0xf0) == 0xf0 && (command & OutputPortReset) == 0;
+        }
+        return false;
+    }
+
+    /// <returns>Whether the guest asked for a reset.</returns>
+    private bool WriteData(byte value)
+    {
+        _lastWriteWasCommand = false;
+        byte command = _pendingCommand;
+        _pendingCommand = 0;
+        switch (command)
+        {
+            case 0x60:
+                _commandByte = value;
+                return false;
+            case 0xd1:
+                _outputPort = value;
+                return (value & OutputPortReset) == 0;
+            case 0xd2:
+                Enqueue(value, aux: false);
+                return false;
+            case 0xd3:
+                Enqueue(value, aux: true);
+                return false;
+            case 0xd4:
+                Enqueue(0xfe, aux: true); // no mouse: ask for a resend, which fails the probe quickly
+                return false;
+            default:
+                KeyboardReceive(value);
+                return false;
+        }
+    }
+
+    /// <summary>A minimal AT keyboard: acknowledges commands and answers reset, identify and echo.</summary>
+    private void KeyboardReceive(byte value)
+    {
+        if (_pendingKeyboardCommand != 0)
+        {
+            _pendingKeyboardCommand = 0; // the parameter of LEDs, scancode set or typematic rate
+            Enqueue(0xfa, aux: false);
+            return;
+        }
+        switch (value)
+        {
+            case 0xff: // reset: ACK, then self-test passed
+                Enqueue(0xfa, aux: false);
+                Enqueue(0xaa, aux: false);
+                break;
+            case 0xf2: // identify: ACK, then an MF2 keyboard
+                Enqueue(0xfa, aux: false);
+                Enqueue(0xab, aux: false);
+                Enqueue(0x83, aux: false);
+                break;
+            case 0xee: // echo
+                Enqueue(0xee, aux: false);
+                break;
+            case 0xed or 0xf0 or 0xf3:
+                _pendingKeyboardCommand = value;
+                Enqueue(0xfa, aux: false);
+                break;
+            default:
+                Enqueue(0xfa, aux: false);
+                break;
+        }
+    }
+
+    private void Enqueue(byte value, bool aux)
+    {
+        if (_queueCount == QueueCapacity)
+        {
+            return; // a guest that never reads loses the newest bytes
+        }
+        int tail = (_queueHead + _queueCount) % QueueCapacity;
+        _queue[tail] = value;
+        _queueIsAux[tail] = aux;
+        _queueCount++;
+        if (_queueCount == 1)
+        {
+            SignalHead();
+        }
+    }
+
+    /// <summary>Interrupts for the byte now at the head of the output buffer, if the command byte allows it.</summary>
+    private void SignalHead()
+    {
+        if (_queueCount == 0)
+        {
+            return;
+        }
+        if (_queueIsAux[_queueHead])
+        {
+            if ((_commandByte & CtrAuxInterrupt) != 0)
+            {
+                _auxIrq?.Pulse();
+            }
+        }
+        else if ((_commandByte & CtrKeyboardInterrupt) != 0)
+        {
+            _keyboardIrq?.Pulse();
+        }
+    }
+
+    /// <summary>One of the controller's two ports, as the bus sees it.</summary>
+    private sealed class Port(I8042 controller, bool isCommand) : IPioDevice
+    {
+        public void Read(ushort offset, Span<byte> data)
+        {
+            data.Fill(0xff);
+            if (offset != 0 || data.IsEmpty)
+            {
+                return;
+            }
+            lock (controller._lock)
+            {
+                data[0] = isCommand ? controller.ReadStatus() : controller.ReadData();
+            }
+        }
+
+        public void Write(ushort offset, ReadOnlySpan<byte> data)
+        {
+            if (offset != 0 || data.IsEmpty)
+            {
+                return;
+            }
+            bool reset;
+            lock (controller._lock)
+            {
+                reset = isCommand ? controller.WriteCommand(data[0]) : controller.WriteData(data[0]);
+            }
+            if (reset)
+            {
+                // Outside the lock: the callback may tear the machine down or reset this device.
+                controller._reset();
+            }
+        }
+    }
+}

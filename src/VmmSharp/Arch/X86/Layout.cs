@@ -33,6 +33,9 @@ public static class Layout
     /// <summary>The Multiboot module list.</summary>
     public const ulong MultibootModuleList = 0x2080;
 
+    /// <summary>The boot loader name string the MBI points to.</summary>
+    public const ulong MultibootBootLoaderName = 0x2060;
+
     /// <summary>The Multiboot memory map, up to <see cref="MultibootMemoryMapEnd"/>.</summary>
     public const ulong MultibootMemoryMap = 0x2100;
 

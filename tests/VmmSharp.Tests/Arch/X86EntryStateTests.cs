@@ -37,14 +37,12 @@ public class X86EntryStateTests
     {
         using var memory = GuestMemory.WithRam(4UL << 20);
         X86EntryState s = mode == X86CpuMode.Protected32 ? X86EntryState.Protected32(memory, 0x100000) : X86EntryState.Long64(memory, 0x100200);
-        {
-            Assert.Equal(Layout.Gdt, s.GdtBase);
-            Assert.Equal(s.Cs, GdtEntry(memory, s, s.Cs));
-            Assert.Equal(s.Ds, GdtEntry(memory, s, s.Ds));
-            Assert.Equal(s.Tr, GdtEntry(memory, s, s.Tr));
-            Assert.True(s.Tr.Selector + 15 <= s.GdtLimit, "the 16-byte TSS descriptor lies inside the GDT limit");
-            Assert.Equal(0UL, memory.Read<ulong>(s.GdtBase));
-        }
+        Assert.Equal(Layout.Gdt, s.GdtBase);
+        Assert.Equal(s.Cs, GdtEntry(memory, s, s.Cs));
+        Assert.Equal(s.Ds, GdtEntry(memory, s, s.Ds));
+        Assert.Equal(s.Tr, GdtEntry(memory, s, s.Tr));
+        Assert.True(s.Tr.Selector + 15 <= s.GdtLimit, "the 16-byte TSS descriptor lies inside the GDT limit");
+        Assert.Equal(0UL, memory.Read<ulong>(s.GdtBase));
     }
 
     [Fact]

@@ -5,8 +5,8 @@ namespace VmmSharp.Boot;
 /// <param name="KernelPath">The kernel's file name; a Multiboot kernel sees it as the first word of its command line.</param>
 public sealed record BootRequest(ReadOnlyMemory<byte> Kernel, string KernelPath = "kernel")
 {
-    /// <summary>The initrd (initramfs) bytes, or null for none. Multiboot passes it as module 0.</summary>
-    public ReadOnlyMemory<byte>? Initrd { get; init; }
+    /// <summary>The initrd (initramfs) bytes; empty for none. Multiboot passes it as module 0.</summary>
+    public ReadOnlyMemory<byte> Initrd { get; init; }
 
     /// <summary>The initrd's file name: the Multiboot module's command line.</summary>
     public string InitrdPath { get; init; } = "initrd";

@@ -59,8 +59,9 @@ public static class LinuxLoader
 
         ulong? initrdAddress = null;
         ulong initrdSize = 0;
-        if (request.Initrd is { } initrd)
+        if (!request.Initrd.IsEmpty)
         {
+            ReadOnlyMemory<byte> initrd = request.Initrd;
             initrdSize = (ulong)initrd.Length;
             uint addrMax = hdr.InitrdAddrMax == 0 ? SetupHeader.DefaultInitrdAddrMax : hdr.InitrdAddrMax;
             initrdAddress = GuestPlacement.PlaceHigh(map, initrdSize, load + needed, (ulong)addrMax + 1);

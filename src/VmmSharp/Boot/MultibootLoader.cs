@@ -62,8 +62,9 @@ public static class MultibootLoader
 
         ulong? initrdAddress = null;
         ulong initrdSize = 0;
-        if (request.Initrd is { } initrd)
+        if (!request.Initrd.IsEmpty)
         {
+            ReadOnlyMemory<byte> initrd = request.Initrd;
             // QEMU page-aligns every module whatever flag bit 0 says; that also satisfies a kernel that asks.
             initrdAddress = GuestPlacement.PageAlign(end);
             initrdSize = (ulong)initrd.Length;

@@ -38,8 +38,9 @@ public static class PvhLoader
 
         ulong? initrdAddress = null;
         ulong initrdSize = 0;
-        if (request.Initrd is { } initrd)
+        if (!request.Initrd.IsEmpty)
         {
+            ReadOnlyMemory<byte> initrd = request.Initrd;
             initrdSize = (ulong)initrd.Length;
             initrdAddress = GuestPlacement.PlaceHigh(map, initrdSize, end, Layout.FourGiB);
             memory.Write(initrdAddress.Value, initrd.Span);

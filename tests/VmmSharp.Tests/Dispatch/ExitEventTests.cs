@@ -115,7 +115,7 @@ public class ExitEventTests
     public void SingleStepDeliversDebugEventsAtEachInstruction()
     {
         var pcs = new List<ulong>();
-        using var run = GuestRun.Create(GuestMode.User64, a =>
+        using var run = GuestRun.Create(GuestMode.Long64, a =>
         {
             a.nop();
             a.nop();

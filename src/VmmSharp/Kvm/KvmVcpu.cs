@@ -32,6 +32,9 @@ public sealed unsafe class KvmVcpu : IDisposable
     /// <summary>How many state ioctls (KVM_GET_*/KVM_SET_* of registers, MSRs, FPU, events) this vCPU has made.</summary>
     public long StateTransfers => Volatile.Read(ref _stateTransfers);
 
+    /// <summary>The state parts KVM copies into <c>kvm_run</c> on every exit (<c>kvm_valid_regs</c>): 1 regs, 2 sregs, 4 events.</summary>
+    public ulong SyncRequest => Run->ValidRegs;
+
     internal KvmRun* Run { get; }
 
     internal int Fd => _fd.Fd;

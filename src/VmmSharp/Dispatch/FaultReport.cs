@@ -9,7 +9,11 @@ namespace VmmSharp.Dispatch;
 internal static class FaultReport
 {
     /// <summary>E.g. "RIP 0x1000 (64-bit): out dx,al [ee]".</summary>
-    public static string Describe(KvmVcpu vcpu, GuestMemory? memory, ReadOnlySpan<byte> knownBytes = default)
+    /// <remarks>
+    /// For a port-I/O exit KVM has usually moved RIP past the IN or OUT already; with
+    /// <paramref name="afterPortIo"/> the report also names the port instruction that ends at RIP.
+    /// </remarks>
+    public static string Describe(KvmVcpu vcpu, GuestMemory? memory, ReadOnlySpan<byte> knownBytes = default, bool afterPortIo = false)
     {
         try
         {
@@ -20,18 +24,17 @@ internal static class FaultReport
             var sb = new StringBuilder();
             sb.Append($"RIP 0x{regs.Rip:x} ({bitness}-bit, CPL {sregs.Cs.Selector & 3})");
             byte[] code = knownBytes.ToArray();
+            bool paging = (sregs.Cr0 & 0x8000_0000) != 0;
             if (code.Length == 0 && memory is not null)
             {
-                ulong? physical = (sregs.Cr0 & 0x8000_0000) != 0 ? vcpu.Translate(linear) : linear;
-                if (physical is { } pa)
+                code = ReadCode(vcpu, memory, linear, paging, 15);
+            }
+            if (afterPortIo && memory is not null && linear >= 15)
+            {
+                byte[] before = ReadCode(vcpu, memory, linear - 15, paging, 15);
+                if (before.Length == 15 && PortInstructionEndingAt(before, bitness, regs.Rip) is { } io)
                 {
-                    code = new byte[15];
-                    int n = 0;
-                    while (n < code.Length && memory.TryRead(pa + (ulong)n, code.AsSpan(n, 1)))
-                    {
-                        n++;
-                    }
-                    code = code[..n];
+                    sb.Append(", just after ").Append(io);
                 }
             }
             sb.Append(": ");
@@ -42,6 +45,38 @@ internal static class FaultReport
         {
             return $"state unavailable ({e.Message})";
         }
+    }
+
+    private static byte[] ReadCode(KvmVcpu vcpu, GuestMemory memory, ulong linear, bool paging, int length)
+    {
+        if ((paging ? vcpu.Translate(linear) : linear) is not { } pa)
+        {
+            return [];
+        }
+        byte[] code = new byte[length];
+        int n = 0;
+        while (n < code.Length && memory.TryRead(pa + (ulong)n, code.AsSpan(n, 1)))
+        {
+            n++;
+        }
+        return code[..n];
+    }
+
+    /// <summary>The IN/OUT/INS/OUTS instruction that ends exactly where <paramref name="before"/> ends, if one does.</summary>
+    private static string? PortInstructionEndingAt(byte[] before, int bitness, ulong rip)
+    {
+        for (int length = 1; length <= before.Length; length++)
+        {
+            ulong ip = rip - (ulong)length;
+            var decoder = Iced.Intel.Decoder.Create(bitness, new ByteArrayCodeReader(before, before.Length - length, length), ip);
+            decoder.Decode(out Instruction instruction);
+            if (!instruction.IsInvalid && instruction.Length == length && instruction.Mnemonic is Mnemonic.In or Mnemonic.Out
+                or Mnemonic.Insb or Mnemonic.Insw or Mnemonic.Insd or Mnemonic.Outsb or Mnemonic.Outsw or Mnemonic.Outsd)
+            {
+                return $"{Disassemble(before.AsSpan(before.Length - length), bitness, ip)} at 0x{ip:x}";
+            }
+        }
+        return null;
     }
 
     /// <summary>Disassembles the first instruction of <paramref name="code"/> with Iced, with its bytes.</summary>

@@ -349,7 +349,7 @@ public sealed unsafe class VcpuDispatcher
             _ => "",
         };
         ReadOnlySpan<byte> insn = ev == VcpuEvent.InternalError ? new InternalErrorExit(_run).InstructionBytes : default;
-        string where = FaultReport.Describe(_vcpu, _memory, insn);
+        string where = FaultReport.Describe(_vcpu, _memory, insn, afterPortIo: ev == VcpuEvent.Io);
         return Failure($"vCPU {_vcpu.Id}: unhandled {ev} event{detail} at {where}", null);
     }
 

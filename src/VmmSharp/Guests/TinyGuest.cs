@@ -9,12 +9,12 @@ namespace VmmSharp.Guests;
 /// <summary>
 /// A small guest assembled at run time with Iced: code placed at <see cref="TinyGuestLayout.Code"/>,
 /// plus the GDT, TSS and identity page tables its mode needs. Its Startup state (registers, segments,
-/// control registers) is set by <see cref="SetStartupState"/> from a Startup handler with <see cref="StartupMtd"/>.
+/// control registers) is set by <see cref="SetStartupState(VcpuState, ulong)"/> from a Startup handler with <see cref="StartupMtd"/>.
 /// For tests, demos and micro-VMs that run one function.
 /// </summary>
 public sealed class TinyGuest
 {
-    /// <summary>The groups a Startup handler needs to name to call <see cref="SetStartupState"/>.</summary>
+    /// <summary>The groups a Startup handler needs to name to call <see cref="SetStartupState(VcpuState, ulong)"/>.</summary>
     public const Mtd StartupMtd = Mtd.Gpr | Mtd.Segments | Mtd.Cr | Mtd.Efer;
 
     private const uint TssLimit = 0x68 + 0x2000;
@@ -86,43 +86,78 @@ public sealed class TinyGuest
     public void SetStartupState(VcpuState state, ulong stackTop = StackTop)
     {
         ArgumentNullException.ThrowIfNull(state);
-        state.Rip = TinyGuestLayout.Code;
-        state.Rsp = stackTop;
-        state.Rflags = 0x2;
+        InitialState(stackTop, out KvmRegs regs, out KvmSregs sregs);
+        state.Rip = regs.Rip;
+        state.Rsp = regs.Rsp;
+        state.Rflags = regs.Rflags;
+        state.Cs = sregs.Cs;
+        state.Ss = sregs.Ss;
+        state.Ds = sregs.Ds;
+        state.Es = sregs.Es;
+        state.Fs = sregs.Fs;
+        state.Gs = sregs.Gs;
+        state.Tr = sregs.Tr;
+        state.Ldtr = sregs.Ldt;
+        state.Gdtr = sregs.Gdt;
+        state.Idtr = sregs.Idt;
+        state.Cr0 = sregs.Cr0;
+        state.Cr3 = sregs.Cr3;
+        state.Cr4 = sregs.Cr4;
+        state.Efer = sregs.Efer;
+    }
+
+    /// <summary>Sets the vCPU's state for this guest's entry directly through ioctls, for code that runs KVM_RUN itself.</summary>
+    public void SetStartupState(KvmVcpu vcpu, ulong stackTop = StackTop)
+    {
+        ArgumentNullException.ThrowIfNull(vcpu);
+        vcpu.GetSregs(out KvmSregs current);
+        InitialState(stackTop, out KvmRegs regs, out KvmSregs sregs);
+        sregs.ApicBase = current.ApicBase;
+        vcpu.SetSregs(sregs);
+        vcpu.SetRegs(regs);
+    }
+
+    /// <summary>The registers this guest starts with.</summary>
+    public void InitialState(ulong stackTop, out KvmRegs regs, out KvmSregs sregs)
+    {
+        regs = new KvmRegs { Rip = TinyGuestLayout.Code, Rsp = stackTop, Rflags = 0x2 };
+        sregs = default;
         if (Mode == GuestMode.Real16)
         {
             KvmSegment real = Segment(0, 0xffff, 3, s: 1, dpl: 0, db: 0, l: 0, g: 0);
-            state.Cs = real with { Type = 11 };
-            state.Ds = state.Es = state.Fs = state.Gs = state.Ss = real;
-            state.Cr0 = 0x10; // ET only: real mode
+            sregs.Cs = real with { Type = 11 };
+            sregs.Ds = sregs.Es = sregs.Fs = sregs.Gs = sregs.Ss = real;
+            sregs.Tr = Segment(0, 0xffff, 11, s: 0, dpl: 0, db: 0, l: 0, g: 0);
+            sregs.Ldt = Segment(0, 0xffff, 2, s: 0, dpl: 0, db: 0, l: 0, g: 0);
+            sregs.Gdt = new KvmDtable { Limit = 0xffff };
+            sregs.Idt = new KvmDtable { Limit = 0x3ff };
+            sregs.Cr0 = 0x10; // ET only: real mode
             return;
         }
-        state.Gdtr = new KvmDtable { Base = Gdt, Limit = 0x3f };
-        state.Idtr = new KvmDtable { Base = Idt, Limit = 0xfff };
-        state.Tr = Segment(TssSelector, TssLimit, 11, s: 0, dpl: 0, db: 0, l: 0, g: 0) with { Base = Tss };
-        state.Ldtr = Segment(0, 0xffff, 2, s: 0, dpl: 0, db: 0, l: 0, g: 0) with { Unusable = 1 };
+        sregs.Gdt = new KvmDtable { Base = Gdt, Limit = 0x3f };
+        sregs.Idt = new KvmDtable { Base = Idt, Limit = 0xfff };
+        sregs.Tr = Segment(TssSelector, TssLimit, 11, s: 0, dpl: 0, db: 0, l: 0, g: 0) with { Base = Tss };
+        sregs.Ldt = Segment(0, 0xffff, 2, s: 0, dpl: 0, db: 0, l: 0, g: 0) with { Unusable = 1 };
         if (Mode == GuestMode.Protected32)
         {
-            state.Cs = Segment(KernelCode32, 0xffffffff, 11, s: 1, dpl: 0, db: 1, l: 0, g: 1);
+            sregs.Cs = Segment(KernelCode32, 0xffffffff, 11, s: 1, dpl: 0, db: 1, l: 0, g: 1);
             KvmSegment data32 = Segment(KernelData, 0xffffffff, 3, s: 1, dpl: 0, db: 1, l: 0, g: 1);
-            state.Ds = state.Es = state.Fs = state.Gs = state.Ss = data32;
-            state.Cr0 = 0x11; // PE, ET
-            state.Cr4 = 0;
-            state.Efer = 0;
+            sregs.Ds = sregs.Es = sregs.Fs = sregs.Gs = sregs.Ss = data32;
+            sregs.Cr0 = 0x11; // PE, ET
             return;
         }
         bool user = Mode == GuestMode.User64;
         int dpl = user ? 3 : 0;
-        state.Cs = Segment(user ? UserCode64 : KernelCode64, 0xffffffff, 11, s: 1, dpl: dpl, db: 0, l: 1, g: 1);
+        sregs.Cs = Segment(user ? UserCode64 : KernelCode64, 0xffffffff, 11, s: 1, dpl: dpl, db: 0, l: 1, g: 1);
         KvmSegment data = Segment(user ? UserData : KernelData, 0xffffffff, 3, s: 1, dpl: dpl, db: 1, l: 0, g: 1);
-        state.Ds = state.Es = state.Fs = state.Gs = state.Ss = data;
-        state.Cr3 = Pml4;
-        state.Cr4 = 0x20 | 0x200 | 0x400; // PAE, OSFXSR, OSXMMEXCPT
-        state.Cr0 = 0x8000_0033; // PG, NE, ET, MP, PE
-        state.Efer = 0x500; // LME, LMA
+        sregs.Ds = sregs.Es = sregs.Fs = sregs.Gs = sregs.Ss = data;
+        sregs.Cr3 = Pml4;
+        sregs.Cr4 = 0x20 | 0x200 | 0x400; // PAE, OSFXSR, OSXMMEXCPT
+        sregs.Cr0 = 0x8000_0033; // PG, NE, ET, MP, PE
+        sregs.Efer = 0x500; // LME, LMA
         if (user)
         {
-            state.Rflags = 0x3202; // IOPL 3, IF
+            regs.Rflags = 0x3002; // IOPL 3: the code may use IN and OUT
         }
     }
 

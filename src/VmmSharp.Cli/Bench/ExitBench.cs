@@ -1,0 +1,157 @@
+using System.Diagnostics;
+using VmmSharp.Dispatch;
+using VmmSharp.Guests;
+using VmmSharp.Kvm;
+using VmmSharp.Memory;
+using VmmSharp.Vm;
+using static Iced.Intel.AssemblerRegisters;
+
+namespace VmmSharp.Cli.Bench;
+
+/// <summary>
+/// <c>vmm bench exits</c>: the round trip of a port-I/O exit through the dispatcher against a bare loop
+/// that calls KVM_RUN itself, on the same CPL3 guest, in the same process, rounds interleaved.
+/// </summary>
+internal static unsafe class ExitBench
+{
+    private enum Variant
+    {
+        Raw,
+        Dispatcher,
+        DispatcherRax,
+        RawGetSetRegs,
+    }
+
+    public static int Run(int exits, int rounds)
+    {
+        // The guest: out 0x80, al forever. AL changes only when a handler writes RAX.
+        TinyGuest guest = TinyGuest.Assemble(GuestMode.User64, a =>
+        {
+            var loop = a.CreateLabel();
+            a.Label(ref loop);
+            a.@out(0x80, al);
+            a.jmp(loop);
+        });
+        Variant[] variants = Enum.GetValues<Variant>();
+        var samples = variants.ToDictionary(v => v, _ => new List<double>());
+        for (int round = 0; round < rounds; round++)
+        {
+            for (int k = 0; k < variants.Length; k++)
+            {
+                Variant v = variants[(k + round) % variants.Length]; // rotate the order each round
+                samples[v].Add(Measure(guest, v, exits));
+            }
+        }
+        double raw = Median(samples[Variant.Raw]);
+        double dispatcher = Median(samples[Variant.Dispatcher]);
+        double withRax = Median(samples[Variant.DispatcherRax]);
+        double naive = Median(samples[Variant.RawGetSetRegs]);
+        Console.WriteLine($"{exits} port-I/O exits per round, median of {rounds} rounds, host: {KvmSystem.Virtualization.Kind}");
+        Console.WriteLine($"  raw KVM_RUN loop, reads port and value           {raw,9:0} ns");
+        Console.WriteLine($"  dispatcher, handler MTD QUAL reads port and value {dispatcher,9:0} ns  x{dispatcher / raw:0.000}");
+        Console.WriteLine($"  dispatcher, MTD QUAL|ACDB, reads and writes RAX  {withRax,9:0} ns  x{withRax / raw:0.000}");
+        Console.WriteLine($"  raw loop + KVM_GET_REGS/KVM_SET_REGS per exit    {naive,9:0} ns  x{naive / raw:0.000}");
+        Console.WriteLine($"exit round trip with RAX: dispatcher {withRax:0} ns, raw {raw:0} ns, ratio {withRax / raw:0.000}");
+        Console.WriteLine($"exit round trip: dispatcher {dispatcher:0} ns, raw {raw:0} ns, ratio {dispatcher / raw:0.000}");
+        return 0;
+    }
+
+    private static double Median(List<double> values)
+    {
+        values.Sort();
+        int n = values.Count;
+        return n % 2 == 1 ? values[n / 2] : (values[(n / 2) - 1] + values[n / 2]) / 2;
+    }
+
+    /// <summary>Nanoseconds per exit for one round of <paramref name="exits"/> exits.</summary>
+    private static double Measure(TinyGuest guest, Variant variant, int exits)
+    {
+        using var vm = VirtualMachine.Create(GuestMemory.WithRam(2 << 20));
+        guest.Load(vm.Memory);
+        VcpuDispatcher d = vm.AddVcpu();
+        return variant switch
+        {
+            Variant.Dispatcher or Variant.DispatcherRax => ThroughDispatcher(guest, d, variant == Variant.DispatcherRax, exits),
+            _ => RawLoop(guest, d.Vcpu, variant == Variant.RawGetSetRegs, exits),
+        };
+    }
+
+    private static double ThroughDispatcher(TinyGuest guest, VcpuDispatcher d, bool rax, int exits)
+    {
+        long start = 0, end = 0, count = 0, sink = 0;
+        d.Register(VcpuEvent.Startup, TinyGuest.StartupMtd, s => guest.SetStartupState(s));
+        if (rax)
+        {
+            d.Register(VcpuEvent.Io, Mtd.Qual | Mtd.Acdb, s =>
+            {
+                IoExit io = s.Io;
+                sink += io.Port + io.Value;
+                s.Rax++;
+                if (++count == 1)
+                {
+                    start = Stopwatch.GetTimestamp();
+                }
+                else if (count == exits + 1)
+                {
+                    end = Stopwatch.GetTimestamp();
+                    s.Stop(0, "done");
+                }
+            });
+        }
+        else
+        {
+            d.Register(VcpuEvent.Io, Mtd.Qual, s =>
+            {
+                IoExit io = s.Io;
+                sink += io.Port + io.Value;
+                if (++count == 1)
+                {
+                    start = Stopwatch.GetTimestamp();
+                }
+                else if (count == exits + 1)
+                {
+                    end = Stopwatch.GetTimestamp();
+                    s.Stop(0, "done");
+                }
+            });
+        }
+        VcpuRunResult result = d.Run(); // on this thread, as the raw loop
+        if (result.Outcome != VcpuRunOutcome.Stopped)
+        {
+            throw new VmmException($"benchmark guest failed: {result.Reason}");
+        }
+        GC.KeepAlive(sink);
+        return Stopwatch.GetElapsedTime(start, end).TotalNanoseconds / exits;
+    }
+
+    private static double RawLoop(TinyGuest guest, KvmVcpu vcpu, bool getSetRegs, int exits)
+    {
+        guest.SetStartupState(vcpu);
+        KvmRun* run = vcpu.Run;
+        long start = 0, sink = 0;
+        KvmRegs regs;
+        for (int i = 0; i <= exits; i++)
+        {
+            if (i == 1)
+            {
+                start = Stopwatch.GetTimestamp();
+            }
+            int errno = vcpu.EnterGuest();
+            if (errno != 0 || run->ExitReason != KvmExitReason.Io)
+            {
+                throw new VmmException($"benchmark guest: KVM_RUN returned errno {errno}, exit reason {run->ExitReason}");
+            }
+            byte* data = (byte*)run + run->IoDataOffset;
+            sink += run->IoPort + *data;
+            if (getSetRegs)
+            {
+                vcpu.GetRegs(out regs);
+                regs.Rax++;
+                vcpu.SetRegs(regs);
+            }
+        }
+        long end = Stopwatch.GetTimestamp();
+        GC.KeepAlive(sink);
+        return Stopwatch.GetElapsedTime(start, end).TotalNanoseconds / exits;
+    }
+}

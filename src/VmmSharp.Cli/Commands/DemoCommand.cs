@@ -1,0 +1,43 @@
+using System.Diagnostics;
+using VmmSharp.Cli.Demo;
+using VmmSharp.Dispatch;
+using VmmSharp.Guests;
+using VmmSharp.Memory;
+using VmmSharp.Vm;
+
+namespace VmmSharp.Cli.Commands;
+
+/// <summary><c>vmm run</c> with no kernel: the built-in demo guest.</summary>
+internal static class DemoCommand
+{
+    public static int Run(TimeSpan deadline)
+    {
+        var clock = Stopwatch.StartNew();
+        using var vm = VirtualMachine.Create(GuestMemory.WithRam(2 << 20));
+        TinyGuest guest = DemoGuest.Load(vm.Memory);
+        VcpuDispatcher vcpu = vm.AddVcpu();
+        using Stream stdout = Console.OpenStandardOutput();
+        vcpu.Register(VcpuEvent.Startup, TinyGuest.StartupMtd, s => guest.SetStartupState(s));
+        vcpu.Register(VcpuEvent.Io, Mtd.Qual, s =>
+        {
+            IoExit io = s.Io;
+            switch (io.Port)
+            {
+                case DemoGuest.ConsolePort when io.IsWrite:
+                    stdout.Write(io.Data);
+                    break;
+                case DemoGuest.ExitPort when io.IsWrite:
+                    s.Stop((int)io.Value, "the guest wrote its exit status");
+                    break;
+                default:
+                    s.Stop(70, $"the demo guest accessed port 0x{io.Port:x}, which it has no business with");
+                    break;
+            }
+        });
+        VcpuRunResult result = vm.Run(deadline);
+        clock.Stop();
+        stdout.Flush();
+        Summary.Print(result, clock.Elapsed, vm.Vcpus);
+        return result.Outcome == VcpuRunOutcome.Stopped ? result.Status : 1;
+    }
+}

@@ -50,6 +50,37 @@ public class DispatcherTests
     private static int Recurse(int n) => n == 0 ? 0 : 1 + Recurse(n - 1);
 
     [Fact]
+    public void TheExitPathAllocatesNothing()
+    {
+        long first = 0, last = 0, count = 0;
+        using var run = GuestRun.Create(GuestMode.User64, a =>
+        {
+            var loop = a.CreateLabel();
+            a.Label(ref loop);
+            a.@out(0x80, al);
+            a.jmp(loop);
+        });
+        Assert.True(run.Vcpu.Register(VcpuEvent.Io, Mtd.Qual | Mtd.Acdb | Mtd.Rip, s =>
+        {
+            s.Rax = s.Rax + s.Io.Value + s.Rip; // read and write state through the MTD
+            count++;
+            if (count == 100)
+            {
+                first = GC.GetAllocatedBytesForCurrentThread();
+            }
+            else if (count == 5100)
+            {
+                last = GC.GetAllocatedBytesForCurrentThread();
+                s.Stop(0, "done");
+            }
+        }));
+
+        run.Run().AssertStopped();
+
+        Assert.Equal(0, last - first);
+    }
+
+    [Fact]
     public void RunUsesTheThreadTheCallerBrings()
     {
         int handlerThread = 0, callerThread = 0;

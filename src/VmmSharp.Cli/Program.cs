@@ -28,6 +28,18 @@ exits.Options.Add(exitsCount);
 exits.Options.Add(rounds);
 exits.SetAction(r => Guarded(() => ExitBench.Run(r.GetValue(exitsCount), r.GetValue(rounds))));
 bench.Subcommands.Add(exits);
+
+var guestOption = new Option<string?>("--guest") { Description = "The PVH marker guest (default: build tests/guests/marker)" };
+var vmmOption = new Option<string?>("--vmm") { Description = "The vmm binary to measure (default: this one)" };
+var qemuOption = new Option<bool>("--qemu") { Description = "Also measure qemu-system-x86_64 -M microvm, alternating" };
+var runsOption = new Option<int>("--runs") { Description = "Runs of each", DefaultValueFactory = _ => 15 };
+var startup = new Command("startup", "Time from process start to the guest's marker, and peak RSS, against QEMU");
+startup.Options.Add(guestOption);
+startup.Options.Add(vmmOption);
+startup.Options.Add(qemuOption);
+startup.Options.Add(runsOption);
+startup.SetAction(r => Guarded(() => StartupBench.Run(r.GetValue(guestOption), r.GetValue(vmmOption), r.GetValue(qemuOption), r.GetValue(runsOption))));
+bench.Subcommands.Add(startup);
 root.Subcommands.Add(bench);
 
 return root.Parse(args).Invoke();

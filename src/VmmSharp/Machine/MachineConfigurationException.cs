@@ -1,0 +1,38 @@
+namespace VmmSharp.Machine;
+
+/// <summary>
+/// A <see cref="MachineOptions"/> value that cannot be used: a missing file, a memory size or CPU count the layout or
+/// the host cannot take. The message names the option and the offending value.
+/// </summary>
+public sealed class MachineConfigurationException : VmmException
+{
+    /// <summary>Creates the exception for option <paramref name="option"/>.</summary>
+    public MachineConfigurationException(string option, string message, Exception? innerException = null)
+        : base(message, innerException ?? new ArgumentException(message, option))
+    {
+        Option = option;
+    }
+
+    /// <summary>Creates the exception.</summary>
+    public MachineConfigurationException(string message)
+        : base(message)
+    {
+        Option = "";
+    }
+
+    /// <summary>Creates the exception.</summary>
+    public MachineConfigurationException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+        Option = "";
+    }
+
+    /// <summary>Creates the exception.</summary>
+    public MachineConfigurationException()
+    {
+        Option = "";
+    }
+
+    /// <summary>The <see cref="MachineOptions"/> property at fault (e.g. <c>KernelPath</c>, <c>MemorySize</c>).</summary>
+    public string Option { get; }
+}

@@ -1,0 +1,86 @@
+using Microsoft.Extensions.Logging;
+using VmmSharp.Arch.X86;
+
+namespace VmmSharp.Machine;
+
+/// <summary>
+/// What <see cref="PcMachine"/> builds and boots, in the terms of QEMU's <c>-kernel</c>, <c>-initrd</c>,
+/// <c>-append</c>, <c>-m</c> and <c>-smp</c>. Only <see cref="KernelPath"/> is required.
+/// </summary>
+/// <example>
+/// <code>
+/// using var machine = new PcMachine(new MachineOptions("bzImage")
+/// {
+///     InitrdPath = "initramfs.cpio.gz",
+///     CommandLine = "console=ttyS0 panic=-1",
+///     MemorySize = 512UL &lt;&lt; 20,
+///     CpuCount = 2,
+///     SerialInput = true,
+/// });
+/// MachineResult result = machine.Run();
+/// return result.ExitStatus;
+/// </code>
+/// </example>
+/// <param name="KernelPath">
+/// The kernel image: a PVH ELF (an ELF with the Xen <c>PHYS32_ENTRY</c> note, e.g. Linux's <c>vmlinux</c>),
+/// a Multiboot v1 kernel, or a Linux bzImage. A Multiboot kernel sees this path, as given, as the first word of its command line.
+/// </param>
+public sealed record MachineOptions(string KernelPath)
+{
+    /// <summary>The default RAM size: 128 MiB.</summary>
+    public const ulong DefaultMemorySize = 128UL << 20;
+
+    /// <summary>
+    /// The initrd (initramfs) file; null for none. A Multiboot kernel gets it as module 0 with this path as the
+    /// module's command line; a PVH kernel as module 0; Linux through the zero page.
+    /// </summary>
+    public string? InitrdPath { get; init; }
+
+    /// <summary>The kernel command line (QEMU's <c>-append</c>), without the kernel path.</summary>
+    public string CommandLine { get; init; } = "";
+
+    /// <summary>
+    /// Guest RAM in bytes: at least <see cref="Layout.MinMemorySize"/>, a multiple of 4 KiB. What does not fit below
+    /// the 32-bit MMIO hole at 3 GiB is placed above 4 GiB.
+    /// </summary>
+    public ulong MemorySize { get; init; } = DefaultMemorySize;
+
+    /// <summary>
+    /// The number of vCPUs: 1 to the smaller of the host's <c>KVM_CAP_MAX_VCPUS</c> and <see cref="MpTable.MaxCpus"/>.
+    /// vCPU 0 boots the kernel; the others wait for INIT/SIPI from it (through the in-kernel LAPIC), as on a PC.
+    /// </summary>
+    public int CpuCount { get; init; } = 1;
+
+    /// <summary>CPUID bits hidden from every vCPU (e.g. parsed with <see cref="CpuidMask.Parse"/>).</summary>
+    public IReadOnlyList<CpuidMask> CpuidMasks { get; init; } = [];
+
+    /// <summary>
+    /// Where COM1's output goes; null for the process's standard output. The machine does not dispose it.
+    /// </summary>
+    public Stream? SerialOutput { get; init; }
+
+    /// <summary>
+    /// Whether the process's standard input feeds COM1 (through <see cref="Host.TerminalInput"/>: raw mode on a
+    /// terminal, Ctrl-A x ends the run with status 0). Off by default.
+    /// </summary>
+    public bool SerialInput { get; init; }
+
+    /// <summary>What a guest reset (i8042 pulse, or KVM's reset system event) does.</summary>
+    public ResetAction OnReset { get; init; } = ResetAction.Exit;
+
+    /// <summary>The exit status of a run the guest ended by resetting, when <see cref="OnReset"/> is <see cref="ResetAction.Exit"/>.</summary>
+    public int ResetExitStatus { get; init; }
+
+    /// <summary>Receives the machine's diagnostics (unhandled ports and MMIO at Debug, the run's end at Information); null for none.</summary>
+    public ILogger? Logger { get; init; }
+
+    /// <summary>How long <see cref="PcMachine.Run"/> lets the guest run; null for no limit.</summary>
+    public TimeSpan? Deadline { get; init; }
+}
+
+/// <summary>What a guest's reset request does.</summary>
+public enum ResetAction
+{
+    /// <summary>End the run with <see cref="MachineOptions.ResetExitStatus"/> and the reason "guest requested reset" (QEMU's <c>-no-reboot</c>).</summary>
+    Exit,
+}

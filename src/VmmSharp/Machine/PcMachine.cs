@@ -1,0 +1,508 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using VmmSharp.Arch.X86;
+using VmmSharp.Boot;
+using VmmSharp.Buses;
+using VmmSharp.Devices.Legacy;
+using VmmSharp.Dispatch;
+using VmmSharp.Host;
+using VmmSharp.Kvm;
+using VmmSharp.Memory;
+using VmmSharp.Vm;
+using DebugExitDevice = VmmSharp.Devices.Legacy.DebugExit;
+
+namespace VmmSharp.Machine;
+
+/// <summary>
+/// A PC that boots a kernel directly, like QEMU's <c>-kernel</c>: PVH ELF kernels (Linux's <c>vmlinux</c>),
+/// Multiboot v1 kernels and Linux bzImages, with an optional initrd and command line, on KVM with its in-kernel
+/// irqchip (PIC, IOAPIC, LAPICs) and PIT.
+/// </summary>
+/// <remarks>
+/// <para>Devices: COM1 (16550A at 0x3f8, IRQ 4), the i8042 (0x60/0x64; its reset line ends the run, see
+/// <see cref="MachineOptions.OnReset"/>), the CMOS RTC (0x70), QEMU's isa-debug-exit (0xf4, status (v &lt;&lt; 1) | 1)
+/// and QEMU's fw_cfg (0x510: CPU count, RAM size, command line, kernel and initrd sizes). Other ports read all ones
+/// and ignore writes (logged at Debug), as does MMIO that no RAM or in-kernel device backs.</para>
+/// <para>The MP table describes the CPUs and the IOAPIC; IRQ 0 (the PIT) arrives on IOAPIC pin 2, as on a PC and in
+/// QEMU, through the GSI routing this machine installs.</para>
+/// <para>Construction validates the options and loads the kernel; <see cref="Run"/> runs the guest once. Errors in the
+/// options or the images are thrown from the constructor: <see cref="MachineConfigurationException"/> (a missing file,
+/// a memory size or CPU count that cannot be used), <see cref="InvalidKernelImageException"/> (a kernel or initrd that
+/// cannot be booted), <see cref="KvmUnavailableException"/> (no usable /dev/kvm). All are <see cref="VmmException"/>s
+/// whose message names the offending value.</para>
+/// </remarks>
+public sealed partial class PcMachine : IDisposable
+{
+    /// <summary>COM1's base port.</summary>
+    public const ushort Com1Port = 0x3f8;
+
+    /// <summary>COM1's ISA IRQ.</summary>
+    public const uint Com1Irq = 4;
+
+    /// <summary>The keyboard controller's ISA IRQ.</summary>
+    public const uint KeyboardIrq = 1;
+
+    /// <summary>The mouse's ISA IRQ.</summary>
+    public const uint AuxIrq = 12;
+
+    private const uint MpStateUninitialized = 1;
+
+    private readonly MachineOptions _options;
+    private readonly ILogger _logger;
+    private readonly VirtualMachine _vm;
+    private readonly Stream _serialSink;
+    private StopRequest? _stop;
+    private int _runs;
+    private bool _disposed;
+
+    /// <summary>Validates <paramref name="options"/>, creates the VM and its devices, and loads the kernel.</summary>
+    /// <exception cref="MachineConfigurationException">An option cannot be used; the message names it and its value.</exception>
+    /// <exception cref="InvalidKernelImageException">The kernel or initrd cannot be booted; the message names the file.</exception>
+    /// <exception cref="KvmUnavailableException">KVM cannot be used here; the message says why.</exception>
+    public PcMachine(MachineOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _options = options;
+        _logger = options.Logger ?? NullLogger.Instance;
+
+        byte[] kernel = ReadFile(options.KernelPath, "kernel image", nameof(MachineOptions.KernelPath));
+        byte[] initrd = options.InitrdPath is null ? [] : ReadFile(options.InitrdPath, "initrd", nameof(MachineOptions.InitrdPath));
+        GuestRegionSpec[] regions = ValidateMemory(options.MemorySize);
+        using (KvmSystem kvm = KvmSystem.Open())
+        {
+            ValidateCpuCount(options.CpuCount, kvm);
+            ValidateAddressWidth(options.MemorySize, regions, kvm);
+        }
+
+        GuestMemory memory;
+        try
+        {
+            memory = new GuestMemory(regions);
+        }
+        catch (InsufficientMemoryException e)
+        {
+            throw new MachineConfigurationException(nameof(MachineOptions.MemorySize),
+                $"guest memory size {Size(options.MemorySize)} cannot be mapped on this host: {e.Message}", e);
+        }
+
+        try
+        {
+            _vm = VirtualMachine.Create(memory, irqchip: true);
+        }
+        catch
+        {
+            memory.Dispose();
+            throw;
+        }
+
+        try
+        {
+            GsiRouting.Apply(_vm.Handle);
+            if (_vm.Handle.CheckExtension(KvmCapability.ExitOnEmulationFailure) > 0)
+            {
+                // Emulation failures then come with the instruction's bytes.
+                _vm.Handle.EnableCapability(KvmCapability.ExitOnEmulationFailure, 1);
+            }
+            _vm.CpuidMasks = options.CpuidMasks;
+            _vm.AnnouncedCpuCount = options.CpuCount;
+
+            Boot = LoadKernel(memory, kernel, initrd);
+            _serialSink = options.SerialOutput ?? Console.OpenStandardOutput();
+            IoBus = new IoBus(_logger);
+            Serial = new Serial8250(_serialSink, new KvmIrqLine(_vm.Handle, Com1Irq));
+            IoBus.Register(Com1Port, Serial8250.PortCount, Serial);
+            var i8042 = new I8042(OnGuestReset, new KvmIrqLine(_vm.Handle, KeyboardIrq), new KvmIrqLine(_vm.Handle, AuxIrq));
+            IoBus.Register(I8042.DataPortAddress, 1, i8042.DataPort);
+            IoBus.Register(I8042.CommandPortAddress, 1, i8042.CommandPort);
+            ulong below4G = Math.Min(options.MemorySize, Layout.MmioHoleStart);
+            IoBus.Register(CmosRtc.DefaultPort, CmosRtc.PortCount, new CmosRtc(below4G, options.MemorySize - below4G));
+            IoBus.Register(DebugExitDevice.DefaultPort, DebugExitDevice.DefaultPortCount, new DebugExitDevice(OnDebugExit));
+            IoBus.Register(FwCfg.DefaultPort, FwCfg.PortCount, new FwCfg(new FwCfgOptions
+            {
+                CpuCount = (ushort)options.CpuCount,
+                RamSize = options.MemorySize,
+                CommandLine = options.CommandLine.Length == 0 ? null : options.CommandLine,
+                CommandLineAddress = (uint)Boot.CommandLineAddress,
+                KernelAddress = (uint)Boot.KernelStart,
+                KernelSize = (uint)kernel.Length,
+                InitrdAddress = (uint)(Boot.InitrdAddress ?? 0),
+                InitrdSize = (uint)initrd.Length,
+            }));
+
+            for (int i = 0; i < options.CpuCount; i++)
+            {
+                AddVcpu(_vm.AddVcpu());
+            }
+        }
+        catch
+        {
+            _vm.Dispose();
+            throw;
+        }
+        if (HostVirtualization.Kind == HostVirtualizationKind.Pvm)
+        {
+            LogPvm(_logger, HostVirtualization.Description);
+        }
+        string memorySize = Size(options.MemorySize);
+        LogLoaded(_logger, Boot.Format, options.KernelPath, memorySize, options.CpuCount, Boot.EntryState.Rip);
+    }
+
+    /// <summary>What serves /dev/kvm here: on PVM, guest kernel code is emulated and a full Linux boot does not finish.</summary>
+    public static HostVirtualization HostVirtualization => KvmSystem.Virtualization;
+
+    /// <summary>The options the machine was built from.</summary>
+    public MachineOptions Options => _options;
+
+    /// <summary>What the kernel loader did: the format, the entry state, the memory map, where things went.</summary>
+    public BootResult Boot { get; }
+
+    /// <summary>The VM: memory, KVM handles and the vCPUs' dispatchers (for adding devices or handlers before <see cref="Run"/>).</summary>
+    public VirtualMachine Vm => _vm;
+
+    /// <summary>The I/O-port bus with the legacy devices; more devices may be registered before <see cref="Run"/>.</summary>
+    public IoBus IoBus { get; }
+
+    /// <summary>COM1, for feeding input from elsewhere than standard input (<see cref="Serial8250.EnqueueInput"/>).</summary>
+    public Serial8250 Serial { get; }
+
+    /// <summary>
+    /// Runs the guest until it ends the run (debug-exit, shutdown, reset), fails, is stopped with
+    /// <see cref="RequestStop"/>, or passes <see cref="MachineOptions.Deadline"/>. A machine runs once.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The machine has already run.</exception>
+    public MachineResult Run()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (Interlocked.Increment(ref _runs) != 1)
+        {
+            throw new InvalidOperationException("a PcMachine runs once; create another to boot again");
+        }
+        using TerminalInput? input = _options.SerialInput
+            ? new TerminalInput(FeedSerial, () => RequestStop(0, "stopped by the user (Ctrl-A x)"))
+            : null;
+        IReadOnlyList<VcpuDispatcher> vcpus = _vm.Vcpus;
+        var clock = Stopwatch.StartNew();
+        Task<VcpuRunResult>[] runs = [.. vcpus.Select(v => v.Start())];
+        TimeSpan deadline = _options.Deadline ?? Timeout.InfiniteTimeSpan;
+        int first = Task.WaitAny(runs, deadline);
+        foreach (VcpuDispatcher v in vcpus)
+        {
+            v.RequestStop();
+        }
+        bool allStopped = Task.WaitAll(runs, TimeSpan.FromSeconds(10));
+        clock.Stop();
+
+        MachineResult result;
+        if (first < 0 && _stop is null)
+        {
+            string where = allStopped ? string.Join("; ", vcpus.Select(v => $"vCPU {v.Id.Value} at {FaultReport.Describe(v.Vcpu, _vm.Memory)}")) : "vCPUs did not stop";
+            result = Result(MachineOutcome.DeadlineExceeded, MachineResult.DeadlineStatus,
+                $"the guest did not finish within its deadline of {deadline.TotalSeconds:0.###} s ({where})", null, clock.Elapsed);
+        }
+        else if (_stop is { } stop)
+        {
+            result = Result(stop.Outcome, stop.Status, stop.Reason, null, clock.Elapsed);
+        }
+        else
+        {
+            VcpuRunResult r = runs[first].Result;
+            result = r.Outcome switch
+            {
+                VcpuRunOutcome.Failed => Result(MachineOutcome.Failed, MachineResult.FailureStatus, r.Reason, r.Error, clock.Elapsed),
+                VcpuRunOutcome.Cancelled => Result(MachineOutcome.Stopped, 0, r.Reason, null, clock.Elapsed),
+                _ => Result(MachineOutcome.Stopped, r.Status, r.Reason, null, clock.Elapsed),
+            };
+        }
+        LogFinished(_logger, result.Outcome, result.ExitStatus, result.Reason, result.Elapsed.TotalMilliseconds);
+        return result;
+    }
+
+    /// <summary>
+    /// Ends the run from any thread (a signal handler, a UI): <see cref="Run"/> returns <see cref="MachineOutcome.Stopped"/>
+    /// with <paramref name="status"/> and <paramref name="reason"/>. Has no effect once the run has ended some other way.
+    /// </summary>
+    public void RequestStop(int status, string reason)
+    {
+        SetStop(MachineOutcome.Stopped, status, reason);
+        foreach (VcpuDispatcher v in _vm.Vcpus)
+        {
+            v.RequestStop();
+        }
+    }
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+        _disposed = true;
+        _vm.Dispose();
+    }
+
+    private void AddVcpu(VcpuDispatcher vcpu)
+    {
+        bool ok = vcpu.Id.Value == 0
+            ? vcpu.Register(VcpuEvent.Startup, EntryStateExtensions.RequiredMtd, s => Boot.EntryState.ApplyTo(s))
+            // An AP waits for INIT/SIPI from the BSP, which the in-kernel LAPIC delivers.
+            : vcpu.Register(VcpuEvent.Startup, Mtd.None, s => s.Vcpu.SetMpState(MpStateUninitialized));
+        ok &= vcpu.Register(VcpuEvent.Io, Mtd.Qual, OnIo);
+        ok &= vcpu.Register(VcpuEvent.Mmio, Mtd.Qual, OnMmio);
+        ok &= vcpu.Register(VcpuEvent.Shutdown, Mtd.Rip, OnShutdown);
+        ok &= vcpu.Register(VcpuEvent.InternalError, Mtd.Qual, OnInternalError);
+        ok &= vcpu.Register(VcpuEvent.EntryFailure, Mtd.Qual, OnEntryFailure);
+        ok &= vcpu.Register(VcpuEvent.SystemEvent, Mtd.Qual, OnSystemEvent);
+        if (!ok)
+        {
+            throw new VmmException($"vCPU {vcpu.Id.Value}: this host's KVM cannot deliver an event the PC machine handles");
+        }
+    }
+
+    // The hot path: no allocation, no state transfer beyond the exit itself.
+    private void OnIo(VcpuState state)
+    {
+        IoExit io = state.Io;
+        Span<byte> data = io.Data;
+        int size = io.Size;
+        ushort port = io.Port;
+        if (io.IsWrite)
+        {
+            for (int offset = 0; offset < data.Length; offset += size)
+            {
+                IoBus.Write(port, data.Slice(offset, size));
+            }
+        }
+        else
+        {
+            for (int offset = 0; offset < data.Length; offset += size)
+            {
+                IoBus.Read(port, data.Slice(offset, size));
+            }
+        }
+        if (Volatile.Read(ref _stop) is { } stop)
+        {
+            state.Stop(stop.Status, stop.Reason);
+        }
+    }
+
+    private void OnMmio(VcpuState state)
+    {
+        MmioExit mmio = state.Mmio;
+        if (!mmio.IsWrite)
+        {
+            mmio.Data.Fill(0xff);
+        }
+        LogUnhandledMmio(_logger, mmio.IsWrite ? "write" : "read", mmio.Length, mmio.Address);
+    }
+
+    private void OnShutdown(VcpuState state)
+    {
+        string reason = $"guest triple-faulted at RIP 0x{state.Rip:x} on vCPU {state.Id.Value} " +
+            $"({FaultReport.Describe(state.Vcpu, _vm.Memory)}): an exception it could not handle, e.g. with no IDT loaded";
+        Fail(state, reason);
+    }
+
+    private void OnInternalError(VcpuState state)
+    {
+        InternalErrorExit error = state.InternalError;
+        string kind = error.Suberror switch
+        {
+            1 => "emulation failure: KVM cannot run this instruction",
+            2 => "double fault while delivering an event",
+            3 => "event delivery failed",
+            4 => "unexpected exit",
+            _ => "unknown suberror",
+        };
+        string reason = $"KVM internal error on vCPU {state.Id.Value} (suberror {error.Suberror}, {kind}) at " +
+            FaultReport.Describe(state.Vcpu, _vm.Memory, error.InstructionBytes);
+        if (HostVirtualization.Kind == HostVirtualizationKind.Pvm)
+        {
+            reason += "; this host's KVM is PVM, whose emulator runs guest kernel code and lacks some instructions";
+        }
+        Fail(state, reason);
+    }
+
+    private void OnEntryFailure(VcpuState state)
+    {
+        EntryFailureExit failure = state.EntryFailure;
+        Fail(state, $"KVM could not enter the guest on vCPU {state.Id.Value}: hardware reason 0x{failure.HardwareReason:x} on host CPU {failure.Cpu}");
+    }
+
+    private void OnSystemEvent(VcpuState state)
+    {
+        uint type = state.SystemEvent.Type;
+        switch (type)
+        {
+            case 1: // KVM_SYSTEM_EVENT_SHUTDOWN
+                SetStop(MachineOutcome.Shutdown, 0, "guest shut down");
+                break;
+            case 2: // KVM_SYSTEM_EVENT_RESET
+                OnGuestReset();
+                break;
+            case 3: // KVM_SYSTEM_EVENT_CRASH
+                SetStop(MachineOutcome.Failed, MachineResult.FailureStatus, $"guest reported a crash (vCPU {state.Id.Value})");
+                break;
+            default:
+                SetStop(MachineOutcome.Failed, MachineResult.FailureStatus, $"guest raised system event {type} (vCPU {state.Id.Value})");
+                break;
+        }
+        StopRequest stop = Volatile.Read(ref _stop)!;
+        state.Stop(stop.Status, stop.Reason);
+    }
+
+    private void Fail(VcpuState state, string reason)
+    {
+        SetStop(MachineOutcome.Failed, MachineResult.FailureStatus, reason);
+        state.Stop(MachineResult.FailureStatus, reason);
+    }
+
+    private void OnDebugExit(int status) => SetStop(MachineOutcome.DebugExit, status, $"guest wrote to the debug-exit port: status {status}");
+
+    private void OnGuestReset() => SetStop(MachineOutcome.Reset, _options.ResetExitStatus, "guest requested reset");
+
+    private void SetStop(MachineOutcome outcome, int status, string reason)
+        => Interlocked.CompareExchange(ref _stop, new StopRequest(outcome, status, reason), null);
+
+    private void FeedSerial(ReadOnlySpan<byte> bytes)
+    {
+        // The UART's FIFO takes what fits; offer the rest again while the guest drains it.
+        while (!bytes.IsEmpty && _stop is null && !_disposed)
+        {
+            int taken = Serial.EnqueueInput(bytes);
+            bytes = bytes[taken..];
+            if (!bytes.IsEmpty)
+            {
+                Thread.Sleep(1);
+            }
+        }
+    }
+
+    private MachineResult Result(MachineOutcome outcome, int status, string reason, Exception? error, TimeSpan elapsed)
+    {
+        var counts = new Dictionary<VcpuEvent, long>();
+        foreach (VcpuEvent ev in Enum.GetValues<VcpuEvent>())
+        {
+            long n = _vm.Vcpus.Sum(v => v.ExitCount(ev));
+            if (n != 0)
+            {
+                counts[ev] = n;
+            }
+        }
+        return new MachineResult
+        {
+            Outcome = outcome,
+            ExitStatus = status,
+            Reason = reason,
+            Elapsed = elapsed,
+            ExitCounts = counts,
+            Error = error,
+        };
+    }
+
+    private BootResult LoadKernel(GuestMemory memory, byte[] kernel, byte[] initrd)
+    {
+        var request = new BootRequest(kernel, _options.KernelPath)
+        {
+            Initrd = initrd,
+            InitrdPath = _options.InitrdPath ?? "initrd",
+            CommandLine = _options.CommandLine,
+            CpuCount = _options.CpuCount,
+        };
+        try
+        {
+            return KernelLoader.Load(memory, request);
+        }
+        catch (InvalidKernelImageException e)
+        {
+            throw new InvalidKernelImageException($"kernel image '{_options.KernelPath}'{(initrd.Length > 0 ? $" (initrd '{_options.InitrdPath}')" : "")}: {e.Message}", e);
+        }
+        catch (ArgumentException e) when (e is not ArgumentOutOfRangeException)
+        {
+            throw new MachineConfigurationException(nameof(MachineOptions.CommandLine), $"kernel command line of {_options.CommandLine.Length} characters: {e.Message}", e);
+        }
+    }
+
+    private static byte[] ReadFile(string path, string what, string option)
+    {
+        if (string.IsNullOrEmpty(path))
+        {
+            throw new MachineConfigurationException(option, $"no {what} given");
+        }
+        try
+        {
+            return File.ReadAllBytes(path);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new MachineConfigurationException(option, $"{what} '{path}' not found", e);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new MachineConfigurationException(option, $"{what} '{path}' cannot be read: {e.Message}", e);
+        }
+    }
+
+    private static GuestRegionSpec[] ValidateMemory(ulong size)
+    {
+        try
+        {
+            return Layout.RamRegions(size);
+        }
+        catch (ArgumentException e)
+        {
+            throw new MachineConfigurationException(nameof(MachineOptions.MemorySize), e.Message, e);
+        }
+    }
+
+    private static void ValidateCpuCount(int count, KvmSystem kvm)
+    {
+        int hostMax = kvm.CheckExtension(KvmCapability.MaxVcpus);
+        if (hostMax <= 0)
+        {
+            hostMax = Math.Max(kvm.CheckExtension(KvmCapability.NrVcpus), 4);
+        }
+        int max = Math.Min(hostMax, MpTable.MaxCpus);
+        if (count < 1 || count > max)
+        {
+            throw new MachineConfigurationException(nameof(MachineOptions.CpuCount),
+                $"CPU count {count} is out of range: 1 to {max} (KVM_CAP_MAX_VCPUS here is {hostMax}, the MP table takes {MpTable.MaxCpus})");
+        }
+    }
+
+    private static void ValidateAddressWidth(ulong size, GuestRegionSpec[] regions, KvmSystem kvm)
+    {
+        int bits = 36;
+        foreach (KvmCpuidEntry e in kvm.GetSupportedCpuid())
+        {
+            if (e.Function == 0x8000_0008 && (e.Eax & 0xff) != 0)
+            {
+                bits = (int)(e.Eax & 0xff);
+            }
+        }
+        GuestRegionSpec last = regions[^1];
+        ulong end = last.GuestAddress + last.Size;
+        if (bits < 64 && end > 1UL << bits)
+        {
+            throw new MachineConfigurationException(nameof(MachineOptions.MemorySize),
+                $"guest memory size {Size(size)} needs guest-physical addresses up to 0x{end:x}, beyond the {bits}-bit physical address width this host's KVM offers");
+        }
+    }
+
+    private static string Size(ulong bytes) => bytes % (1UL << 20) == 0 ? $"{bytes >> 20} MiB (0x{bytes:x} bytes)" : $"0x{bytes:x} bytes";
+
+    private sealed record StopRequest(MachineOutcome Outcome, int Status, string Reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "loaded {Format} kernel '{Kernel}': {Memory} RAM, {Cpus} vCPU(s), entry 0x{Entry:x}")]
+    private static partial void LogLoaded(ILogger logger, KernelFormat format, string kernel, string memory, int cpus, ulong entry);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "this host's KVM: {Description}")]
+    private static partial void LogPvm(ILogger logger, string description);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "run ended: {Outcome}, exit status {Status}: {Reason} ({Milliseconds:0.#} ms)")]
+    private static partial void LogFinished(ILogger logger, MachineOutcome outcome, int status, string reason, double milliseconds);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "unhandled MMIO {Direction} of {Length} byte(s) at 0x{Address:x}")]
+    private static partial void LogUnhandledMmio(ILogger logger, string direction, int length, ulong address);
+}

@@ -1,5 +1,8 @@
 using System.CommandLine;
+using Microsoft.Extensions.Logging;
 using VmmSharp;
+using VmmSharp.Arch.X86;
+using VmmSharp.Machine;
 using VmmSharp.Cli.Bench;
 using VmmSharp.Cli.Commands;
 
@@ -10,13 +13,55 @@ info.SetAction(_ => Guarded(InfoCommand.Run));
 root.Subcommands.Add(info);
 
 var timeout = new Option<double>("--timeout") { Description = "Stop the guest after this many seconds (0: never)", DefaultValueFactory = _ => 0 };
-var run = new Command("run", "Run a guest: with no kernel, the built-in demo guest");
-run.Options.Add(timeout);
+var kernel = new Option<string?>("--kernel") { Description = "Kernel to boot: PVH ELF, Multiboot ELF or Linux bzImage (recognised from the file)" };
+var initrd = new Option<string?>("--initrd") { Description = "Initial ramdisk (Linux), module (Multiboot, PVH)" };
+var cmdline = new Option<string>("--cmdline") { Description = "Kernel command line", DefaultValueFactory = _ => "console=ttyS0" };
+var mem = new Option<ulong>("--mem")
+{
+    Description = "Guest RAM, e.g. 512M or 2G",
+    DefaultValueFactory = _ => MachineOptions.DefaultMemorySize,
+    CustomParser = r =>
+    {
+        string text = r.Tokens.Count > 0 ? r.Tokens[0].Value : "";
+        if (SizeArgument.TryParse(text, out ulong bytes, out string? error))
+        {
+            return bytes;
+        }
+        r.AddError(error!);
+        return 0;
+    },
+};
+var cpus = new Option<int>("--cpus") { Description = "Number of vCPUs", DefaultValueFactory = _ => 1 };
+var cpuidMask = new Option<string[]>("--cpuid-mask")
+{
+    Description = "Hide CPUID bits: LEAF[.SUBLEAF]:REGISTER:MASK, e.g. 0x7.0:ebx:0x20 (repeatable)",
+    AllowMultipleArgumentsPerToken = false,
+};
+var logLevel = new Option<LogLevel?>("--log-level") { Description = "Log VMM events at this level (Debug shows unhandled ports)" };
+var quiet = new Option<bool>("--quiet") { Description = "No summary after a guest that ended by itself" };
+var run = new Command("run", "Run a guest: a kernel given with --kernel, else the built-in demo guest");
+foreach (Option option in new Option[] { kernel, initrd, cmdline, mem, cpus, cpuidMask, timeout, logLevel, quiet })
+{
+    run.Options.Add(option);
+}
 run.SetAction(r =>
 {
     double seconds = r.GetValue(timeout);
-    TimeSpan deadline = seconds > 0 ? TimeSpan.FromSeconds(seconds) : Timeout.InfiniteTimeSpan;
-    return Guarded(() => DemoCommand.Run(deadline));
+    TimeSpan? deadline = seconds > 0 ? TimeSpan.FromSeconds(seconds) : null;
+    if (r.GetValue(kernel) is not { } kernelPath)
+    {
+        return Guarded(() => DemoCommand.Run(deadline ?? Timeout.InfiniteTimeSpan));
+    }
+    return Guarded(() => KernelCommand.Run(new KernelCommand.Arguments(
+        kernelPath,
+        r.GetValue(initrd),
+        r.GetValue(cmdline) ?? "",
+        r.GetValue(mem),
+        r.GetValue(cpus),
+        [.. (r.GetValue(cpuidMask) ?? []).Select(CpuidMask.Parse)],
+        deadline,
+        r.GetValue(logLevel),
+        r.GetValue(quiet))));
 });
 root.Subcommands.Add(run);
 
@@ -51,7 +96,7 @@ static int Guarded(Func<int> command)
     {
         return command();
     }
-    catch (VmmException e)
+    catch (Exception e) when (e is VmmException or ArgumentException or FormatException or IOException)
     {
         Console.Error.WriteLine($"vmm: {e.Message}");
         return 1;

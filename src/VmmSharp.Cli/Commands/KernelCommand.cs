@@ -1,0 +1,50 @@
+using Microsoft.Extensions.Logging;
+using VmmSharp.Arch.X86;
+using VmmSharp.Machine;
+
+namespace VmmSharp.Cli.Commands;
+
+/// <summary><c>vmm run --kernel FILE</c>: boot a PVH, Multiboot or Linux bzImage kernel on the PC machine.</summary>
+internal static class KernelCommand
+{
+    public sealed record Arguments(
+        string Kernel,
+        string? Initrd,
+        string CommandLine,
+        ulong Memory,
+        int Cpus,
+        IReadOnlyList<CpuidMask> CpuidMasks,
+        TimeSpan? Deadline,
+        LogLevel? LogLevel,
+        bool Quiet);
+
+    public static int Run(Arguments args)
+    {
+        using ILoggerFactory? logging = args.LogLevel is { } level
+            ? LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(level))
+            : null;
+        using Stream stdout = Console.OpenStandardOutput();
+        var options = new MachineOptions(args.Kernel)
+        {
+            InitrdPath = args.Initrd,
+            CommandLine = args.CommandLine,
+            MemorySize = args.Memory,
+            CpuCount = args.Cpus,
+            CpuidMasks = args.CpuidMasks,
+            SerialOutput = stdout,
+            SerialInput = true,
+            Deadline = args.Deadline,
+            Logger = logging?.CreateLogger("vmm"),
+        };
+        using var machine = new PcMachine(options);
+        MachineResult result = machine.Run();
+        stdout.Flush();
+        if (!args.Quiet || !result.GuestEnded)
+        {
+            string exits = string.Join(' ', result.ExitCounts.Where(e => e.Value > 0).Select(e => $"{e.Key} {e.Value}"));
+            Console.Error.WriteLine($"vmm: {(result.GuestEnded ? "" : "error: ")}{result.Reason}; status {result.ExitStatus} " +
+                $"after {result.Elapsed.TotalMilliseconds:0.0} ms ({machine.Boot.Format} kernel)\nvmm: exits: {exits}");
+        }
+        return result.ExitStatus;
+    }
+}

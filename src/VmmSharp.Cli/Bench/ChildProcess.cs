@@ -115,36 +115,36 @@ internal static unsafe partial class ChildProcess
         public short Revents;
     }
 
-    [LibraryImport("libc", EntryPoint = "pipe2", SetLastError = true)]
+    [LibraryImport("libc.so.6", EntryPoint = "pipe2", SetLastError = true)]
     private static partial int Pipe2(int* fds, int flags);
 
-    [LibraryImport("libc", EntryPoint = "posix_spawn_file_actions_init")]
+    [LibraryImport("libc.so.6", EntryPoint = "posix_spawn_file_actions_init")]
     private static partial int FileActionsInit(byte* actions);
 
-    [LibraryImport("libc", EntryPoint = "posix_spawn_file_actions_destroy")]
+    [LibraryImport("libc.so.6", EntryPoint = "posix_spawn_file_actions_destroy")]
     private static partial int FileActionsDestroy(byte* actions);
 
-    [LibraryImport("libc", EntryPoint = "posix_spawn_file_actions_adddup2")]
+    [LibraryImport("libc.so.6", EntryPoint = "posix_spawn_file_actions_adddup2")]
     private static partial int FileActionsAddDup2(byte* actions, int fd, int newFd);
 
-    [LibraryImport("libc", EntryPoint = "posix_spawn_file_actions_addopen", StringMarshalling = StringMarshalling.Utf8)]
+    [LibraryImport("libc.so.6", EntryPoint = "posix_spawn_file_actions_addopen", StringMarshalling = StringMarshalling.Utf8)]
     private static partial int FileActionsAddOpen(byte* actions, int fd, string path, int flags, uint mode);
 
-    [LibraryImport("libc", EntryPoint = "posix_spawnp", StringMarshalling = StringMarshalling.Utf8)]
+    [LibraryImport("libc.so.6", EntryPoint = "posix_spawnp", StringMarshalling = StringMarshalling.Utf8)]
     private static partial int PosixSpawnp(int* pid, string file, byte* actions, void* attributes, nint* argv, nint* envp);
 
-    [LibraryImport("libc", EntryPoint = "poll")]
+    [LibraryImport("libc.so.6", EntryPoint = "poll")]
     private static partial int Poll(PollFd* fds, nuint count, int timeout);
 
-    [LibraryImport("libc", EntryPoint = "read")]
+    [LibraryImport("libc.so.6", EntryPoint = "read")]
     private static partial nint Read(int fd, byte* buffer, nint count);
 
-    [LibraryImport("libc", EntryPoint = "close")]
+    [LibraryImport("libc.so.6", EntryPoint = "close")]
     private static partial int Close(int fd);
 
-    [LibraryImport("libc", EntryPoint = "kill")]
+    [LibraryImport("libc.so.6", EntryPoint = "kill")]
     private static partial int Kill(int pid, int signal);
 
-    [LibraryImport("libc", EntryPoint = "wait4")]
+    [LibraryImport("libc.so.6", EntryPoint = "wait4")]
     private static partial int Wait4(int pid, int* status, int options, byte* usage);
 }

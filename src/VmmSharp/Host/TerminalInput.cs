@@ -13,9 +13,9 @@ namespace VmmSharp.Host;
 /// </remarks>
 public sealed unsafe class TerminalInput : IDisposable
 {
-    private const int PollIntervalMs = 100;
-
     private readonly int _fd;
+    private readonly int _wakeRead;
+    private readonly int _wakeWrite;
     private readonly Action<ReadOnlySpan<byte>> _onInput;
     private readonly Action _onQuit;
     private readonly TerminalEscape _escape = new();
@@ -43,6 +43,14 @@ public sealed unsafe class TerminalInput : IDisposable
             AppDomain.CurrentDomain.ProcessExit += OnProcessExit;
             AppDomain.CurrentDomain.UnhandledException += OnProcessExit;
         }
+        // Dispose wakes the reader through this pipe, so it ends at once instead of after a poll timeout.
+        int* wake = stackalloc int[2];
+        if (TerminalNative.Pipe2(wake, 0x80000 /* O_CLOEXEC */) != 0)
+        {
+            throw new VmmException($"pipe2 for the terminal reader failed: errno {Marshal.GetLastPInvokeError()}");
+        }
+        _wakeRead = wake[0];
+        _wakeWrite = wake[1];
         _thread = new Thread(ReadLoop) { IsBackground = true, Name = "terminal input" };
         _thread.Start();
     }
@@ -50,7 +58,7 @@ public sealed unsafe class TerminalInput : IDisposable
     /// <summary>Whether the descriptor is a terminal (so it is in raw mode and the escape applies).</summary>
     public bool IsTerminal { get; }
 
-    /// <summary>Stops reading and restores the terminal. The reader thread ends within about 100 ms.</summary>
+    /// <summary>Stops reading and restores the terminal; the reader thread ends at once.</summary>
     public void Dispose()
     {
         _stopping = true;
@@ -60,9 +68,12 @@ public sealed unsafe class TerminalInput : IDisposable
             AppDomain.CurrentDomain.ProcessExit -= OnProcessExit;
             AppDomain.CurrentDomain.UnhandledException -= OnProcessExit;
         }
-        if (Thread.CurrentThread != _thread)
+        byte one = 1;
+        _ = TerminalNative.Write(_wakeWrite, &one, 1);
+        if (Thread.CurrentThread != _thread && _thread.Join(TimeSpan.FromSeconds(1)))
         {
-            _thread.Join(TimeSpan.FromSeconds(1));
+            _ = TerminalNative.Close(_wakeRead);
+            _ = TerminalNative.Close(_wakeWrite);
         }
     }
 
@@ -109,16 +120,18 @@ public sealed unsafe class TerminalInput : IDisposable
     {
         byte[] buffer = new byte[256];
         byte[] filtered = new byte[256];
+        TerminalNative.PollFd* pollFds = stackalloc TerminalNative.PollFd[2];
         while (!_stopping)
         {
-            // Poll with a timeout rather than block in read, so Dispose can stop the thread.
-            var pollFd = new TerminalNative.PollFd { Fd = _fd, Events = TerminalNative.POLLIN };
-            int ready = TerminalNative.Poll(&pollFd, 1, PollIntervalMs);
-            if (ready == 0 || (ready < 0 && Marshal.GetLastPInvokeError() == TerminalNative.EINTR))
+            // Wait for input or for Dispose's wake-up byte.
+            pollFds[0] = new TerminalNative.PollFd { Fd = _fd, Events = TerminalNative.POLLIN };
+            pollFds[1] = new TerminalNative.PollFd { Fd = _wakeRead, Events = TerminalNative.POLLIN };
+            int ready = TerminalNative.Poll(pollFds, 2, -1);
+            if (ready < 0 && Marshal.GetLastPInvokeError() == TerminalNative.EINTR)
             {
                 continue;
             }
-            if (ready < 0)
+            if (ready < 0 || _stopping || pollFds[1].ReturnedEvents != 0)
             {
                 return;
             }

@@ -5,7 +5,7 @@ namespace VmmSharp.Host;
 /// <summary>The libc terminal calls <see cref="TerminalInput"/> needs (Linux x86-64 glibc layout).</summary>
 internal static unsafe partial class TerminalNative
 {
-    private const string Lib = "libc";
+    private const string Lib = "libc.so.6";
 
     public const int TCSANOW = 0;
     public const int EINTR = 4;
@@ -33,6 +33,15 @@ internal static unsafe partial class TerminalNative
 
     [LibraryImport(Lib, EntryPoint = "poll", SetLastError = true)]
     public static partial int Poll(PollFd* fds, nuint count, int timeoutMs);
+
+    [LibraryImport(Lib, EntryPoint = "pipe2", SetLastError = true)]
+    public static partial int Pipe2(int* fds, int flags);
+
+    [LibraryImport(Lib, EntryPoint = "write")]
+    public static partial nint Write(int fd, byte* buffer, nuint count);
+
+    [LibraryImport(Lib, EntryPoint = "close")]
+    public static partial int Close(int fd);
 
     /// <summary>glibc's <c>struct termios</c> (60 bytes).</summary>
     [StructLayout(LayoutKind.Sequential)]

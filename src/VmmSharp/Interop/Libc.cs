@@ -5,7 +5,7 @@ namespace VmmSharp.Interop;
 /// <summary>The few libc calls VmmSharp needs, source-generated and blittable.</summary>
 internal static unsafe partial class Libc
 {
-    private const string Lib = "libc";
+    private const string Lib = "libc.so.6";
 
     public const int O_RDWR = 0x2;
     public const int O_CLOEXEC = 0x80000;

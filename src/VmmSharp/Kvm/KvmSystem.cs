@@ -103,7 +103,7 @@ public sealed unsafe class KvmSystem : IDisposable
     /// <summary>The CPUID leaves KVM can present to a guest (<c>KVM_GET_SUPPORTED_CPUID</c>).</summary>
     public KvmCpuidEntry[] GetSupportedCpuid()
     {
-        for (int n = 64; ; n *= 2)
+        for (int n = 256; ; n *= 2)
         {
             int bytes = 8 + (n * sizeof(KvmCpuidEntry));
             byte* buffer = (byte*)NativeMemory.AllocZeroed((nuint)bytes);

@@ -59,12 +59,13 @@ public sealed class VirtualMachine : IDisposable
             {
                 vm.SetTssAddress(0xfffb_d000);
             }
+            // Memory before the irqchip: the other way round, KVM spends about 7 ms on the first memory slot.
+            vm.MapMemory(memory);
             if (irqchip)
             {
                 vm.CreateIrqchip();
                 vm.CreatePit();
             }
-            vm.MapMemory(memory);
             return new VirtualMachine(kvm, vm, memory);
         }
         catch

@@ -172,4 +172,27 @@ public class MachineErrorTests
             File.Delete(path);
         }
     }
+
+    [Fact]
+    public void I8042ResetEndsTheRunWithTheResetStatus()
+    {
+        KvmRequirement.Ensure();
+        string path = GuestImages.Write(GuestImages.BzImageRunning(a =>
+        {
+            a.mov(Iced.Intel.AssemblerRegisters.al, 0xfe);
+            a.@out(0x64, Iced.Intel.AssemblerRegisters.al);
+            a.hlt();
+        }), "reset");
+        try
+        {
+            MachineRun run = MachineRun.Start(new MachineOptions(path) { ResetExitStatus = 7 }, Deadline);
+            Assert.True(run.Result.Outcome == MachineOutcome.Reset, run.Describe());
+            Assert.Equal(7, run.Result.ExitStatus);
+            Assert.Equal("guest requested reset", run.Result.Reason);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
 }

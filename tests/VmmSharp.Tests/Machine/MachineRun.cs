@@ -25,12 +25,25 @@ internal sealed class MachineRun
     public VmmSharp.Boot.BootResult Boot { get; }
 
     /// <summary>Builds and runs the machine; <paramref name="configure"/> adjusts the options (serial output and deadline are set here).</summary>
-    public static MachineRun Start(MachineOptions options, TimeSpan deadline)
+    /// <param name="options">The machine; its serial output and deadline are set here.</param>
+    /// <param name="deadline">The run's deadline.</param>
+    /// <param name="stopWhen">Ends the run early (status 0, outcome Stopped) once the output so far satisfies it; checked at each line's end.</param>
+    public static MachineRun Start(MachineOptions options, TimeSpan deadline, Func<string, bool>? stopWhen = null)
     {
-        var serial = new MemoryStream();
+        var serial = new WatchedStream();
         using var machine = new PcMachine(options with { SerialOutput = serial, Deadline = deadline });
+        if (stopWhen is not null)
+        {
+            serial.OnLine = text =>
+            {
+                if (stopWhen(text))
+                {
+                    machine.RequestStop(0, "the test saw what it waited for");
+                }
+            };
+        }
         MachineResult result = machine.Run();
-        string output = Encoding.ASCII.GetString(serial.ToArray());
+        string output = serial.Text;
         TestContext.Current.SendDiagnosticMessage(
             $"{Path.GetFileName(options.KernelPath)}: {result.Outcome}, status {result.ExitStatus}, {result.Elapsed.TotalMilliseconds:0} ms, " +
             $"exits {string.Join(", ", result.ExitCounts.Select(kv => $"{kv.Key}={kv.Value}"))}");
@@ -85,5 +98,67 @@ internal sealed class MachineRun
         string path = Path.Combine(Path.GetTempPath(), $"vmmsharp-mod-{Guid.NewGuid():N}.txt");
         File.WriteAllBytes(path, ModuleBytes);
         return path;
+    }
+
+    /// <summary>Collects what the guest prints; calls <see cref="OnLine"/> with everything so far at each newline.</summary>
+    private sealed class WatchedStream : Stream
+    {
+        private readonly Lock _lock = new();
+        private readonly StringBuilder _text = new();
+
+        public Action<string>? OnLine { get; set; }
+
+        public string Text
+        {
+            get
+            {
+                lock (_lock)
+                {
+                    return _text.ToString();
+                }
+            }
+        }
+
+        public override bool CanRead => false;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => true;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override void Flush()
+        {
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            string? snapshot = null;
+            lock (_lock)
+            {
+                foreach (byte b in buffer)
+                {
+                    _text.Append((char)b);
+                }
+                if (OnLine is not null && buffer.Contains((byte)'\n'))
+                {
+                    snapshot = _text.ToString();
+                }
+            }
+            if (snapshot is not null)
+            {
+                OnLine?.Invoke(snapshot);
+            }
+        }
     }
 }

@@ -39,8 +39,9 @@ var cpuidMask = new Option<string[]>("--cpuid-mask")
 };
 var logLevel = new Option<LogLevel?>("--log-level") { Description = "Log VMM events at this level (Debug shows unhandled ports)" };
 var quiet = new Option<bool>("--quiet") { Description = "No summary after a guest that ended by itself" };
+var onReset = new Option<ResetAction>("--on-reset") { Description = "What a guest reset (i8042 0xfe) does: exit, or reboot on a fresh machine", DefaultValueFactory = _ => ResetAction.Exit };
 var run = new Command("run", "Run a guest: a kernel given with --kernel, else the built-in demo guest");
-foreach (Option option in new Option[] { kernel, initrd, cmdline, mem, cpus, cpuidMask, timeout, logLevel, quiet })
+foreach (Option option in new Option[] { kernel, initrd, cmdline, mem, cpus, cpuidMask, timeout, logLevel, quiet, onReset })
 {
     run.Options.Add(option);
 }
@@ -61,7 +62,8 @@ run.SetAction(r =>
         [.. (r.GetValue(cpuidMask) ?? []).Select(CpuidMask.Parse)],
         deadline,
         r.GetValue(logLevel),
-        r.GetValue(quiet))));
+        r.GetValue(quiet),
+        r.GetValue(onReset))));
 });
 root.Subcommands.Add(run);
 

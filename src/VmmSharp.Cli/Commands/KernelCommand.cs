@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using VmmSharp.Arch.X86;
+using VmmSharp.Boot;
 using VmmSharp.Machine;
 
 namespace VmmSharp.Cli.Commands;
@@ -16,7 +17,8 @@ internal static class KernelCommand
         IReadOnlyList<CpuidMask> CpuidMasks,
         TimeSpan? Deadline,
         LogLevel? LogLevel,
-        bool Quiet);
+        bool Quiet,
+        ResetAction OnReset);
 
     public static int Run(Arguments args)
     {
@@ -35,15 +37,16 @@ internal static class KernelCommand
             SerialInput = true,
             Deadline = args.Deadline,
             Logger = logging?.CreateLogger("vmm"),
+            OnReset = args.OnReset,
         };
-        using var machine = new PcMachine(options);
-        MachineResult result = machine.Run();
+        KernelFormat format = default;
+        MachineResult result = MachineRunner.Run(options, machine => format = machine.Boot.Format);
         stdout.Flush();
         if (!args.Quiet || !result.GuestEnded)
         {
             string exits = string.Join(' ', result.ExitCounts.Where(e => e.Value > 0).Select(e => $"{e.Key} {e.Value}"));
             Console.Error.WriteLine($"vmm: {(result.GuestEnded ? "" : "error: ")}{result.Reason}; status {result.ExitStatus} " +
-                $"after {result.Elapsed.TotalMilliseconds:0.0} ms ({machine.Boot.Format} kernel)\nvmm: exits: {exits}");
+                $"after {result.Elapsed.TotalMilliseconds:0.0} ms ({format} kernel)\nvmm: exits: {exits}");
         }
         return result.ExitStatus;
     }

@@ -71,6 +71,9 @@ public sealed record MachineOptions(string KernelPath)
     /// <summary>The exit status of a run the guest ended by resetting, when <see cref="OnReset"/> is <see cref="ResetAction.Exit"/>.</summary>
     public int ResetExitStatus { get; init; }
 
+    /// <summary>With <see cref="ResetAction.Reboot"/>: how many times the guest may reboot before a reset ends the run.</summary>
+    public int MaxReboots { get; init; } = int.MaxValue;
+
     /// <summary>Receives the machine's diagnostics (unhandled ports and MMIO at Debug, the run's end at Information); null for none.</summary>
     public ILogger? Logger { get; init; }
 
@@ -83,4 +86,10 @@ public enum ResetAction
 {
     /// <summary>End the run with <see cref="MachineOptions.ResetExitStatus"/> and the reason "guest requested reset" (QEMU's <c>-no-reboot</c>).</summary>
     Exit,
+
+    /// <summary>
+    /// Boot again on a fresh machine, as a PC reboots (QEMU's default); <see cref="MachineRunner"/> does this,
+    /// up to <see cref="MachineOptions.MaxReboots"/> times.
+    /// </summary>
+    Reboot,
 }

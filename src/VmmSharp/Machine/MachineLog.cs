@@ -1,0 +1,10 @@
+using Microsoft.Extensions.Logging;
+
+namespace VmmSharp.Machine;
+
+/// <summary>Log messages of the machine runner.</summary>
+internal static partial class MachineLog
+{
+    [LoggerMessage(Level = LogLevel.Information, Message = "guest reset: rebooting (reboot {Count})")]
+    public static partial void LogGuestRebooting(this ILogger logger, int count);
+}

@@ -1,0 +1,58 @@
+using VmmSharp.Machine;
+using VmmSharp.Tests.Support;
+
+namespace VmmSharp.Tests.Machine;
+
+public class RebootTests
+{
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(30);
+
+    private static string ResettingKernel() => GuestImages.Write(GuestImages.BzImageRunning(a =>
+    {
+        a.mov(Iced.Intel.AssemblerRegisters.al, 0xfe);
+        a.@out(0x64, Iced.Intel.AssemblerRegisters.al); // i8042: pulse the reset line
+        a.hlt();
+    }), "reboot");
+
+    [Fact]
+    public void AResetWithRebootBootsAFreshMachineUntilTheLimit()
+    {
+        KvmRequirement.Ensure();
+        string path = ResettingKernel();
+        try
+        {
+            var machines = new List<PcMachine>();
+            MachineResult result = MachineRunner.Run(
+                new MachineOptions(path) { OnReset = ResetAction.Reboot, MaxReboots = 2, ResetExitStatus = 9, Deadline = Deadline },
+                machines.Add);
+
+            Assert.Equal(3, machines.Count);
+            Assert.Equal(3, machines.Distinct().Count());
+            Assert.Equal(MachineOutcome.Reset, result.Outcome);
+            Assert.Equal(9, result.ExitStatus);
+            Assert.Equal("guest requested reset (after 2 reboots)", result.Reason);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public void AResetWithExitEndsTheFirstBoot()
+    {
+        KvmRequirement.Ensure();
+        string path = ResettingKernel();
+        try
+        {
+            int boots = 0;
+            MachineResult result = MachineRunner.Run(new MachineOptions(path) { Deadline = Deadline }, _ => boots++);
+            Assert.Equal(1, boots);
+            Assert.Equal("guest requested reset", result.Reason);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+}

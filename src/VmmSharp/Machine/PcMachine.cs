@@ -452,7 +452,9 @@ public sealed partial class PcMachine : IDisposable
         }
         catch (ArgumentException e)
         {
-            throw new MachineConfigurationException(nameof(MachineOptions.MemorySize), e.Message, e);
+            // The message is for a user who typed --mem, not for a caller who passed memSize.
+            string message = e.ParamName is null ? e.Message : e.Message.Replace($" (Parameter '{e.ParamName}')", "", StringComparison.Ordinal);
+            throw new MachineConfigurationException(nameof(MachineOptions.MemorySize), message, e);
         }
     }
 

@@ -45,7 +45,8 @@ internal static class KernelCommand
         if (!args.Quiet || !result.GuestEnded)
         {
             string exits = string.Join(' ', result.ExitCounts.Where(e => e.Value > 0).Select(e => $"{e.Key} {e.Value}"));
-            Console.Error.WriteLine($"vmm: {(result.GuestEnded ? "" : "error: ")}{result.Reason}; status {result.ExitStatus} " +
+            bool failed = result.Outcome is MachineOutcome.Failed or MachineOutcome.DeadlineExceeded;
+            Console.Error.WriteLine($"vmm: {(failed ? "error: " : "")}{result.Reason}; status {result.ExitStatus} " +
                 $"after {result.Elapsed.TotalMilliseconds:0.0} ms ({format} kernel)\nvmm: exits: {exits}");
         }
         return result.ExitStatus;

@@ -31,21 +31,24 @@ public sealed unsafe class KvmSystem : IDisposable
 
     /// <summary>Opens <c>/dev/kvm</c> and checks its API version.</summary>
     /// <exception cref="KvmUnavailableException">The device is missing, not accessible, or speaks another API version.</exception>
-    public static KvmSystem Open()
+    public static KvmSystem Open() => Open(DevicePath);
+
+    /// <summary>Opens the KVM device at <paramref name="path"/> (tests use other paths to see the errors).</summary>
+    internal static KvmSystem Open(string path)
     {
-        int fd = Libc.Open(DevicePath, Libc.O_RDWR | Libc.O_CLOEXEC);
+        int fd = Libc.Open(path, Libc.O_RDWR | Libc.O_CLOEXEC);
         if (fd < 0)
         {
             int errno = Marshal.GetLastPInvokeError();
             throw errno switch
             {
                 Libc.ENOENT => new KvmUnavailableException(
-                    $"{DevicePath} does not exist: this kernel has no KVM, or its module is not loaded. " +
+                    $"{path} does not exist: this kernel has no KVM, or its module is not loaded. " +
                     "Load kvm_intel, kvm_amd or kvm_pvm (modprobe), or run on a host with virtualization enabled."),
                 Libc.EACCES or Libc.EPERM => new KvmUnavailableException(
-                    $"no permission to open {DevicePath}: run as root or add your user to the 'kvm' group " +
+                    $"no permission to open {path}: run as root or add your user to the 'kvm' group " +
                     "(sudo usermod -aG kvm $USER, then log in again)."),
-                _ => new KvmUnavailableException($"cannot open {DevicePath}: {Libc.ErrorText(errno)} (errno {errno})."),
+                _ => new KvmUnavailableException($"cannot open {path}: {Libc.ErrorText(errno)} (errno {errno})."),
             };
         }
         var handle = new SafeFileDescriptor(fd);
@@ -55,7 +58,7 @@ public sealed unsafe class KvmSystem : IDisposable
             if (version != ExpectedApiVersion)
             {
                 throw new KvmUnavailableException(
-                    $"{DevicePath} speaks KVM API version {version}; VmmSharp needs version {ExpectedApiVersion}.");
+                    $"{path} speaks KVM API version {version}; VmmSharp needs version {ExpectedApiVersion} (is it a KVM device?).");
             }
             int mmapSize = Libc.Ioctl(fd, KvmIoctl.GetVcpuMmapSize, 0);
             if (mmapSize <= 0)

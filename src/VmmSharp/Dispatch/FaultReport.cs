@@ -23,6 +23,10 @@ internal static class FaultReport
             ulong linear = bitness == 64 ? regs.Rip : sregs.Cs.Base + regs.Rip;
             var sb = new StringBuilder();
             sb.Append($"RIP 0x{regs.Rip:x} ({bitness}-bit, CPL {sregs.Cs.Selector & 3})");
+            if (bitness == 64 && (long)regs.Rip << 16 >> 16 != (long)regs.Rip)
+            {
+                return sb.Append(": a non-canonical address, no instruction there").ToString();
+            }
             byte[] code = knownBytes.ToArray();
             bool paging = (sregs.Cr0 & 0x8000_0000) != 0;
             if (code.Length == 0 && memory is not null)

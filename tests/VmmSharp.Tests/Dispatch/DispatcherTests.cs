@@ -163,6 +163,22 @@ public class DispatcherTests
     }
 
     [Fact]
+    public void AJumpToANonCanonicalAddressIsReportedAsSuch()
+    {
+        using var run = GuestRun.Create(GuestMode.Long64, a =>
+        {
+            a.mov(rax, 0x8000_0000_0000_0000UL);
+            a.jmp(rax); // #GP with no IDT: triple fault
+        });
+
+        VcpuRunResult result = run.Run();
+
+        Assert.Equal(VcpuRunOutcome.Failed, result.Outcome);
+        Assert.StartsWith("vCPU 0: unhandled Shutdown event at RIP ", result.Reason, StringComparison.Ordinal);
+        Assert.DoesNotContain("add [rax],al", result.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void AHandlerThatThrowsFailsTheRunWithItsMessage()
     {
         using var run = GuestRun.Create(GuestMode.Long64, a => a.ExitWith(0));

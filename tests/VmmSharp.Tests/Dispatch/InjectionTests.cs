@@ -56,6 +56,30 @@ public class InjectionTests
     }
 
     [Fact]
+    public void AGuestHaltingWithInterruptsOnGetsTheWindowAndWakesToTheInterrupt()
+    {
+        // "sti; hlt" reaches KVM's HLT exit before an interrupt-window exit; the dispatcher delivers it as the window.
+        using var run = GuestRun.Create(GuestMode.Long64, a =>
+        {
+            Label isr = a.CreateLabel();
+            InstallGate(a, 0x31, isr);
+            a.sti();
+            a.hlt();
+            a.ExitWith(1); // not reached: the interrupt comes first
+            a.Label(ref isr);
+            a.mov(al, (byte)'W');
+            a.@out(0xe9, al);
+            a.ExitWith(0);
+        }, extraStartupMtd: Mtd.Inj, startup: s => s.RequestInterruptWindow = true);
+        run.HandleConsoleAndExit();
+        Assert.True(run.Vcpu.Register(VcpuEvent.IrqWindow, Mtd.Inj, s => s.InjectInterrupt(0x31)));
+        Assert.True(run.Vcpu.Register(VcpuEvent.Hlt, Mtd.None, s => s.Stop(2, "HLT delivered instead of the window")));
+
+        Assert.Equal(0, run.Run().AssertStopped().Status);
+        Assert.Equal("W", run.Output.ToString());
+    }
+
+    [Fact]
     public void InjectedExceptionWithErrorCodeReachesTheGuestsHandler()
     {
         using var run = GuestRun.Create(GuestMode.Long64, a =>

@@ -2,7 +2,7 @@ using Microsoft.Win32.SafeHandles;
 using VmmSharp.Host;
 using Xunit;
 
-namespace VmmSharp.Tests.Devices;
+namespace VmmSharp.Tests.Host;
 
 // Host tests live here because this branch may only touch the Buses and Devices test folders.
 public class TerminalInputTests

@@ -9,6 +9,7 @@ namespace VmmSharp.Boot;
 internal static class BootParams
 {
     public const int Size = 4096;
+    public const int AcpiRsdpAddress = 0x070;
     public const int ExtRamdiskImage = 0x0c0;
     public const int ExtRamdiskSize = 0x0c4;
     public const int ExtCmdLinePtr = 0x0c8;

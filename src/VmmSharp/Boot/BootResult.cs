@@ -34,4 +34,7 @@ public sealed record BootResult
 
     /// <summary>The MP floating pointer's address, or null when no MP table was written.</summary>
     public ulong? MpTableAddress { get; init; }
+
+    /// <summary>The ACPI RSDP's address, or null when no ACPI tables were written.</summary>
+    public ulong? AcpiRsdpAddress { get; init; }
 }

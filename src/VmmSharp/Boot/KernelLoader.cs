@@ -1,4 +1,6 @@
+using System.Runtime.InteropServices;
 using VmmSharp.Arch.X86;
+using VmmSharp.Arch.X86.Acpi;
 using VmmSharp.Memory;
 
 namespace VmmSharp.Boot;
@@ -26,7 +28,20 @@ public static class KernelLoader
             KernelFormat.Pvh => PvhLoader.Load(memory, request),
             KernelFormat other => throw new InvalidKernelImageException($"no loader for kernel format {other}"),
         };
-        // Every format gets one: it is how a kernel without ACPI finds the IOAPIC and the other CPUs.
-        return result with { MpTableAddress = MpTable.Write(memory, request.CpuCount) };
+        // Every format gets an MP table (how a kernel without ACPI finds the IOAPIC and the other CPUs) and the
+        // ACPI tables (how a modern kernel finds them, and how it powers off).
+        ulong rsdp = AcpiTables.Write(memory, request.CpuCount);
+        switch (result.Format)
+        {
+            case KernelFormat.Pvh:
+                memory.Write(Layout.PvhStartInfo + (ulong)Marshal.OffsetOf<HvmStartInfo>(nameof(HvmStartInfo.RsdpAddress)), rsdp);
+                break;
+            case KernelFormat.BzImage:
+                memory.Write(Layout.ZeroPage + BootParams.AcpiRsdpAddress, rsdp); // boot protocol 2.14; older kernels scan
+                break;
+            default:
+                break; // Multiboot kernels scan the BIOS area, where the RSDP is
+        }
+        return result with { MpTableAddress = MpTable.Write(memory, request.CpuCount), AcpiRsdpAddress = rsdp };
     }
 }

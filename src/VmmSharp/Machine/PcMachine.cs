@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using VmmSharp.Arch.X86;
+using VmmSharp.Arch.X86.Acpi;
 using VmmSharp.Boot;
 using VmmSharp.Buses;
 using VmmSharp.Devices.Legacy;
@@ -118,6 +119,7 @@ public sealed partial class PcMachine : IDisposable
             ulong below4G = Math.Min(options.MemorySize, Layout.MmioHoleStart);
             IoBus.Register(CmosRtc.DefaultPort, CmosRtc.PortCount, new CmosRtc(below4G, options.MemorySize - below4G));
             IoBus.Register(DebugExitDevice.DefaultPort, DebugExitDevice.DefaultPortCount, new DebugExitDevice(OnDebugExit));
+            IoBus.Register(Layout.AcpiSleepControlPort, AcpiSleepControl.PortCount, new AcpiSleepControl(OnAcpiSleep));
             IoBus.Register(FwCfg.DefaultPort, FwCfg.PortCount, new FwCfg(new FwCfgOptions
             {
                 CpuCount = (ushort)options.CpuCount,
@@ -360,6 +362,18 @@ public sealed partial class PcMachine : IDisposable
 
     private void OnDebugExit(int status) => SetStop(MachineOutcome.DebugExit, status, $"guest wrote to the debug-exit port: status {status}");
 
+    private void OnAcpiSleep(int sleepType)
+    {
+        if (sleepType == AcpiTables.S5SleepType)
+        {
+            SetStop(MachineOutcome.Shutdown, 0, "guest powered off (ACPI S5)");
+        }
+        else
+        {
+            LogUnsupportedSleep(_logger, sleepType);
+        }
+    }
+
     private void OnGuestReset() => SetStop(MachineOutcome.Reset, _options.ResetExitStatus, "guest requested reset");
 
     private void SetStop(MachineOutcome outcome, int status, string reason)
@@ -507,4 +521,7 @@ public sealed partial class PcMachine : IDisposable
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "unhandled MMIO {Direction} of {Length} byte(s) at 0x{Address:x}")]
     private static partial void LogUnhandledMmio(ILogger logger, string direction, int length, ulong address);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "guest asked for ACPI sleep type {SleepType}; only 5 (soft-off) is supported, ignored")]
+    private static partial void LogUnsupportedSleep(ILogger logger, int sleepType);
 }

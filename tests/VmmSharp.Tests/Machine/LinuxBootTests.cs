@@ -74,7 +74,7 @@ public class LinuxBootTests
         KvmRequirement.Ensure();
         string vmlinux = Artifact("vmlinux");
         string initrd = Artifact("initramfs.cpio.gz");
-        string[] wanted = Native ? ["VMMSHARP-INIT-OK"] : ["Command line: ", "BIOS-e820: "];
+        string[] wanted = Native ? ["VMMSHARP-INIT-OK"] : ["Command line: ", "BIOS-e820: ", "ACPI: Using ACPI (MADT)"];
         MachineRun run = MachineRun.Start(new MachineOptions(vmlinux) { InitrdPath = initrd, CommandLine = CommandLine, MemorySize = Memory },
             Deadline, text => wanted.All(w => text.Contains(w, StringComparison.Ordinal)) && text.EndsWith('\n') && E820Done(text));
 
@@ -86,6 +86,10 @@ public class LinuxBootTests
             Assert.True(run.Output.Contains(line, StringComparison.Ordinal), $"expected \"{line}\"\n{run.Describe()}");
         }
         Assert.Contains("BIOS-e820: [mem 0x0000000000000000-0x000000000009fbff] usable", run.Output, StringComparison.Ordinal);
+        // Our ACPI tables: found through start_info.rsdp_paddr, accepted, and used for the CPUs and IRQ 0's wiring.
+        Assert.True(run.Output.Contains("ACPI: RSDP 0x00000000000E0000 000024 (v02 VMMSHR)", StringComparison.Ordinal), $"no RSDP\n{run.Describe()}");
+        Assert.True(run.Output.Contains("ACPI: INT_SRC_OVR (bus 0 bus_irq 0 global_irq 2 dfl dfl)", StringComparison.Ordinal), $"no IRQ 0 override\n{run.Describe()}");
+        Assert.True(run.Output.Contains("ACPI: Using ACPI (MADT) for SMP configuration information", StringComparison.Ordinal), $"MADT not used\n{run.Describe()}");
         if (Native)
         {
             Assert.True(run.Output.Contains("VMMSHARP-INIT-OK", StringComparison.Ordinal), $"the initramfs did not run\n{run.Describe()}");

@@ -27,7 +27,7 @@ public class PvhBootTests
             }, Deadline);
 
             Assert.Equal(KernelFormat.Pvh, run.Boot.Format);
-            run.AssertLineStartsWith("PVH magic=336ec578 version=1 ");
+            run.AssertLine("PVH magic=336ec578 version=1 flags=0x0 rsdp=0xe0000"); // start_info points at our ACPI RSDP
             run.AssertLine("PVH cmdline=hello world");
             run.AssertLine("PVH mods=1");
             string sum = MachineRun.Fnv1a(MachineRun.ModuleBytes).ToString("x8");

@@ -55,4 +55,28 @@ public class RebootTests
             File.Delete(path);
         }
     }
+
+    [Fact]
+    public void AnAcpiSoftOffEndsTheRunAsAShutdownWithStatusZero()
+    {
+        KvmRequirement.Ensure();
+        string path = GuestImages.Write(GuestImages.BzImageRunning(a =>
+        {
+            a.mov(Iced.Intel.AssemblerRegisters.dx, VmmSharp.Arch.X86.Layout.AcpiSleepControlPort);
+            a.mov(Iced.Intel.AssemblerRegisters.al, (5 << 2) | 0x20); // SLP_TYP 5, SLP_EN: what Linux writes for poweroff
+            a.@out(Iced.Intel.AssemblerRegisters.dx, Iced.Intel.AssemblerRegisters.al);
+            a.hlt();
+        }), "poweroff");
+        try
+        {
+            MachineResult result = MachineRunner.Run(new MachineOptions(path) { Deadline = Deadline, OnReset = ResetAction.Reboot });
+            Assert.Equal(MachineOutcome.Shutdown, result.Outcome);
+            Assert.Equal(0, result.ExitStatus);
+            Assert.Equal("guest powered off (ACPI S5)", result.Reason);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
 }

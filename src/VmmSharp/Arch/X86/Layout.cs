@@ -93,6 +93,21 @@ public static class Layout
     /// <summary>The first address the MP table must not reach (the end of the reserved legacy area).</summary>
     public const ulong MpTableLimit = HighMemoryStart;
 
+    /// <summary>
+    /// The ACPI tables, RSDP first: in the BIOS area [0xE0000, 0x100000) where an OS scans for the RSDP, and
+    /// inside the reserved legacy range of the memory map.
+    /// </summary>
+    public const ulong AcpiTables = 0xE0000;
+
+    /// <summary>The first address the ACPI tables must not reach.</summary>
+    public const ulong AcpiTablesLimit = 0xF0000;
+
+    /// <summary>The ACPI sleep control register (hardware-reduced ACPI): writing SLP_EN with SLP_TYP 5 powers off.</summary>
+    public const ushort AcpiSleepControlPort = 0x600;
+
+    /// <summary>The ACPI sleep status register.</summary>
+    public const ushort AcpiSleepStatusPort = 0x601;
+
     /// <summary>1 MiB: where high memory starts and where kernels load by default.</summary>
     public const ulong HighMemoryStart = 0x100000;
 

@@ -1,0 +1,37 @@
+using VmmSharp.Buses;
+
+namespace VmmSharp.Devices.Legacy;
+
+/// <summary>
+/// The sleep control and status registers of hardware-reduced ACPI (two one-byte ports). A write with SLP_EN
+/// (bit 5) set asks for the sleep state in SLP_TYP (bits 2–4); the machine decides what a state means
+/// (5, soft-off, is power-off). Status reads 0: the guest never wakes from anything.
+/// </summary>
+public sealed class AcpiSleepControl : IPioDevice
+{
+    /// <summary>The number of ports: control, then status.</summary>
+    public const ushort PortCount = 2;
+
+    private const byte SleepEnable = 0x20;
+
+    private readonly Action<int> _sleep;
+
+    /// <summary>Creates the registers; <paramref name="sleep"/> gets the requested SLP_TYP.</summary>
+    public AcpiSleepControl(Action<int> sleep)
+    {
+        ArgumentNullException.ThrowIfNull(sleep);
+        _sleep = sleep;
+    }
+
+    /// <inheritdoc/>
+    public void Read(ushort offset, Span<byte> data) => data.Clear();
+
+    /// <inheritdoc/>
+    public void Write(ushort offset, ReadOnlySpan<byte> data)
+    {
+        if (offset == 0 && !data.IsEmpty && (data[0] & SleepEnable) != 0)
+        {
+            _sleep((data[0] >> 2) & 7);
+        }
+    }
+}

@@ -87,6 +87,12 @@ startup.Options.Add(qemuOption);
 startup.Options.Add(runsOption);
 startup.SetAction(r => Guarded(() => StartupBench.Run(r.GetValue(guestOption), r.GetValue(vmmOption), r.GetValue(qemuOption), r.GetValue(runsOption))));
 bench.Subcommands.Add(startup);
+
+var recallsOption = new Option<int>("--recalls") { Description = "How many recalls", DefaultValueFactory = _ => 2000 };
+var recall = new Command("recall", "Time from Recall() on another thread to the Recall handler on the vCPU's thread");
+recall.Options.Add(recallsOption);
+recall.SetAction(r => Guarded(() => RecallBench.Run(r.GetValue(recallsOption))));
+bench.Subcommands.Add(recall);
 root.Subcommands.Add(bench);
 
 return root.Parse(args).Invoke();

@@ -172,4 +172,24 @@ public class RecallTests
         Assert.Equal(VcpuRunOutcome.Failed, result.Outcome);
         Assert.Contains("deadline", result.Reason, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void ADeadlineGetsAVcpuOutOfAGuestThatLivelocksInsideKvmRun()
+    {
+        // On PVM a CPL0 vmcall never leaves KVM_RUN (KVM re-executes it); on VMX/SVM it returns and the guest spins.
+        // Either way only the kick signal ends the run, and it must.
+        using var run = GuestRun.Create(GuestMode.Long64, a =>
+        {
+            var spin = a.CreateLabel();
+            a.vmcall();
+            a.Label(ref spin);
+            a.jmp(spin);
+        });
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        VcpuRunResult result = run.Run(TimeSpan.FromMilliseconds(500));
+        Assert.Equal(VcpuRunOutcome.Failed, result.Outcome);
+        Assert.Contains("deadline", result.Reason, StringComparison.Ordinal);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"stopping took {clock.Elapsed}");
+        Assert.True(run.Vcpu.Completion.IsCompleted);
+    }
 }

@@ -122,8 +122,12 @@ public sealed class VirtualMachine : IDisposable
         if (first < 0)
         {
             StopAll();
+            // The vCPUs are out of KVM_RUN now, so their state holds still: say where each one was.
+            string where = string.Join("; ", _vcpus.Select(v => v.Completion.IsCompleted
+                ? $"vCPU {v.Id.Value} at {FaultReport.Describe(v.Vcpu, Memory)}"
+                : $"vCPU {v.Id.Value} did not stop"));
             result = new VcpuRunResult(VcpuRunOutcome.Failed, -1,
-                $"the guest did not finish within its deadline of {deadline.TotalSeconds:0.###} s");
+                $"the guest did not finish within its deadline of {deadline.TotalSeconds:0.###} s ({where})");
         }
         else
         {

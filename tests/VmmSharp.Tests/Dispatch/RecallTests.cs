@@ -171,6 +171,7 @@ public class RecallTests
         VcpuRunResult result = run.Run(TimeSpan.FromMilliseconds(200));
         Assert.Equal(VcpuRunOutcome.Failed, result.Outcome);
         Assert.Contains("deadline", result.Reason, StringComparison.Ordinal);
+        Assert.Matches(@"vCPU 0 at RIP 0x800[03] \(64-bit, CPL 3\): (inc rax|jmp)", result.Reason); // where it spun
     }
 
     [Fact]

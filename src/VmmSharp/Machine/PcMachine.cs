@@ -70,30 +70,34 @@ public sealed partial class PcMachine : IDisposable
         byte[] kernel = ReadFile(options.KernelPath, "kernel image", nameof(MachineOptions.KernelPath));
         byte[] initrd = options.InitrdPath is null ? [] : ReadFile(options.InitrdPath, "initrd", nameof(MachineOptions.InitrdPath));
         GuestRegionSpec[] regions = ValidateMemory(options.MemorySize);
-        using (KvmSystem kvm = KvmSystem.Open())
-        {
-            ValidateCpuCount(options.CpuCount, kvm);
-            ValidateAddressWidth(options.MemorySize, regions, kvm);
-        }
-
+        KvmSystem kvm = KvmSystem.Open();
         GuestMemory memory;
         try
         {
+            ValidateCpuCount(options.CpuCount, kvm);
+            ValidateAddressWidth(options.MemorySize, regions, kvm);
             memory = new GuestMemory(regions);
         }
         catch (InsufficientMemoryException e)
         {
+            kvm.Dispose();
             throw new MachineConfigurationException(nameof(MachineOptions.MemorySize),
                 $"guest memory size {Size(options.MemorySize)} cannot be mapped on this host: {e.Message}", e);
+        }
+        catch
+        {
+            kvm.Dispose();
+            throw;
         }
 
         try
         {
-            _vm = VirtualMachine.Create(memory, irqchip: true);
+            _vm = VirtualMachine.Create(memory, irqchip: true, kvm);
         }
         catch
         {
             memory.Dispose();
+            kvm.Dispose();
             throw;
         }
 

@@ -46,10 +46,15 @@ public sealed class VirtualMachine : IDisposable
     /// irqchip and PIT.
     /// </summary>
     /// <exception cref="KvmUnavailableException">KVM cannot be used here; the message says why.</exception>
-    public static VirtualMachine Create(GuestMemory memory, bool irqchip = false)
+    public static VirtualMachine Create(GuestMemory memory, bool irqchip = false) => Create(memory, irqchip, KvmSystem.Open());
+
+    /// <summary>
+    /// Creates a VM over <paramref name="memory"/> with an already open <paramref name="kvm"/>; the VM then owns both.
+    /// </summary>
+    public static VirtualMachine Create(GuestMemory memory, bool irqchip, KvmSystem kvm)
     {
         ArgumentNullException.ThrowIfNull(memory);
-        KvmSystem kvm = KvmSystem.Open();
+        ArgumentNullException.ThrowIfNull(kvm);
         KvmVm? vm = null;
         try
         {

@@ -187,32 +187,21 @@ public sealed partial class PcMachine : IDisposable
         using TerminalInput? input = _options.SerialInput
             ? new TerminalInput(FeedSerial, () => RequestStop(0, "stopped by the user (Ctrl-A x)"))
             : null;
-        IReadOnlyList<VcpuDispatcher> vcpus = _vm.Vcpus;
         var clock = Stopwatch.StartNew();
-        Task<VcpuRunResult>[] runs = [.. vcpus.Select(v => v.Start())];
-        TimeSpan deadline = _options.Deadline ?? Timeout.InfiniteTimeSpan;
-        int first = Task.WaitAny(runs, deadline);
-        foreach (VcpuDispatcher v in vcpus)
-        {
-            v.RequestStop();
-        }
-        bool allStopped = Task.WaitAll(runs, TimeSpan.FromSeconds(10));
+        VcpuRunResult r = _vm.Run(_options.Deadline ?? Timeout.InfiniteTimeSpan, VcpuDispatcher.DefaultStackSize, out bool deadlinePassed);
         clock.Stop();
 
         MachineResult result;
-        if (first < 0 && _stop is null)
-        {
-            string where = allStopped ? string.Join("; ", vcpus.Select(v => $"vCPU {v.Id.Value} at {FaultReport.Describe(v.Vcpu, _vm.Memory)}")) : "vCPUs did not stop";
-            result = Result(MachineOutcome.DeadlineExceeded, MachineResult.DeadlineStatus,
-                $"the guest did not finish within its deadline of {deadline.TotalSeconds:0.###} s ({where})", null, clock.Elapsed);
-        }
-        else if (_stop is { } stop)
+        if (_stop is { } stop)
         {
             result = Result(stop.Outcome, stop.Status, stop.Reason, null, clock.Elapsed);
         }
+        else if (deadlinePassed)
+        {
+            result = Result(MachineOutcome.DeadlineExceeded, MachineResult.DeadlineStatus, r.Reason, null, clock.Elapsed);
+        }
         else
         {
-            VcpuRunResult r = runs[first].Result;
             result = r.Outcome switch
             {
                 VcpuRunOutcome.Failed => Result(MachineOutcome.Failed, MachineResult.FailureStatus, r.Reason, r.Error, clock.Elapsed),

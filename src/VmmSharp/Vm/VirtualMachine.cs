@@ -115,6 +115,10 @@ public sealed class VirtualMachine : IDisposable
     /// past the deadline, a failure that says where each vCPU was.
     /// </summary>
     public VcpuRunResult Run(TimeSpan deadline, int stackSize = VcpuDispatcher.DefaultStackSize)
+        => Run(deadline, stackSize, out _);
+
+    /// <summary>Like <see cref="Run(TimeSpan, int)"/>; <paramref name="deadlinePassed"/> tells whether the deadline ended it.</summary>
+    public VcpuRunResult Run(TimeSpan deadline, int stackSize, out bool deadlinePassed)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (_vcpus.Count == 0)
@@ -123,8 +127,9 @@ public sealed class VirtualMachine : IDisposable
         }
         Task<VcpuRunResult>[] runs = [.. _vcpus.Select(v => v.Start(stackSize))];
         int first = Task.WaitAny(runs, deadline);
+        deadlinePassed = first < 0;
         VcpuRunResult result;
-        if (first < 0)
+        if (deadlinePassed)
         {
             StopAll();
             // The vCPUs are out of KVM_RUN now, so their state holds still: say where each one was.

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text;
+using VmmSharp.Interop;
 
 namespace VmmSharp.Cli.Bench;
 
@@ -22,7 +23,7 @@ internal static unsafe partial class ChildProcess
     public static Result Run(string[] argv, string marker, TimeSpan deadline)
     {
         int* fds = stackalloc int[2];
-        if (Pipe2(fds, 0x80000 /* O_CLOEXEC */) != 0)
+        if (Libc.Pipe2(fds, Libc.O_CLOEXEC) != 0)
         {
             throw new VmmException($"pipe2 failed: errno {Marshal.GetLastPInvokeError()}");
         }
@@ -65,13 +66,13 @@ internal static unsafe partial class ChildProcess
                 Marshal.FreeCoTaskMem(p);
             }
             _ = FileActionsDestroy(actions);
-            _ = Close(fds[1]);
+            _ = Libc.Close(fds[1]);
         }
 
         var output = new StringBuilder();
         TimeSpan? markerAfter = null;
         byte[] buffer = new byte[4096];
-        var poll = new PollFd { Fd = fds[0], Events = 1 /* POLLIN */ };
+        var poll = new Libc.PollFd { Fd = fds[0], Events = Libc.POLLIN };
         while (true)
         {
             TimeSpan left = deadline - Stopwatch.GetElapsedTime(start);
@@ -80,14 +81,14 @@ internal static unsafe partial class ChildProcess
                 _ = Kill(pid, 9);
                 break;
             }
-            if (Poll(&poll, 1, (int)Math.Ceiling(left.TotalMilliseconds)) <= 0)
+            if (Libc.Poll(&poll, 1, (int)Math.Ceiling(left.TotalMilliseconds)) <= 0)
             {
                 continue;
             }
             int n;
             fixed (byte* b = buffer)
             {
-                n = (int)Read(fds[0], b, buffer.Length);
+                n = (int)Libc.Read(fds[0], b, (nuint)buffer.Length);
             }
             if (n <= 0)
             {
@@ -99,24 +100,13 @@ internal static unsafe partial class ChildProcess
                 markerAfter = Stopwatch.GetElapsedTime(start);
             }
         }
-        _ = Close(fds[0]);
+        _ = Libc.Close(fds[0]);
         int status;
         byte* usage = stackalloc byte[144]; // struct rusage; ru_maxrss (KiB) at offset 32
         _ = Wait4(pid, &status, 0, usage);
         int exit = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f);
         return new Result(markerAfter, *(long*)(usage + 32), exit, output.ToString());
     }
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct PollFd
-    {
-        public int Fd;
-        public short Events;
-        public short Revents;
-    }
-
-    [LibraryImport("libc.so.6", EntryPoint = "pipe2", SetLastError = true)]
-    private static partial int Pipe2(int* fds, int flags);
 
     [LibraryImport("libc.so.6", EntryPoint = "posix_spawn_file_actions_init")]
     private static partial int FileActionsInit(byte* actions);
@@ -132,15 +122,6 @@ internal static unsafe partial class ChildProcess
 
     [LibraryImport("libc.so.6", EntryPoint = "posix_spawnp", StringMarshalling = StringMarshalling.Utf8)]
     private static partial int PosixSpawnp(int* pid, string file, byte* actions, void* attributes, nint* argv, nint* envp);
-
-    [LibraryImport("libc.so.6", EntryPoint = "poll")]
-    private static partial int Poll(PollFd* fds, nuint count, int timeout);
-
-    [LibraryImport("libc.so.6", EntryPoint = "read")]
-    private static partial nint Read(int fd, byte* buffer, nint count);
-
-    [LibraryImport("libc.so.6", EntryPoint = "close")]
-    private static partial int Close(int fd);
 
     [LibraryImport("libc.so.6", EntryPoint = "kill")]
     private static partial int Kill(int pid, int signal);

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using VmmSharp.Interop;
 
 namespace VmmSharp.Host;
 
@@ -45,7 +46,7 @@ public sealed unsafe class TerminalInput : IDisposable
         }
         // Dispose wakes the reader through this pipe, so it ends at once instead of after a poll timeout.
         int* wake = stackalloc int[2];
-        if (TerminalNative.Pipe2(wake, 0x80000 /* O_CLOEXEC */) != 0)
+        if (Libc.Pipe2(wake, Libc.O_CLOEXEC) != 0)
         {
             throw new VmmException($"pipe2 for the terminal reader failed: errno {Marshal.GetLastPInvokeError()}");
         }
@@ -69,11 +70,11 @@ public sealed unsafe class TerminalInput : IDisposable
             AppDomain.CurrentDomain.UnhandledException -= OnProcessExit;
         }
         byte one = 1;
-        _ = TerminalNative.Write(_wakeWrite, &one, 1);
+        _ = Libc.Write(_wakeWrite, &one, 1);
         if (Thread.CurrentThread != _thread && _thread.Join(TimeSpan.FromSeconds(1)))
         {
-            _ = TerminalNative.Close(_wakeRead);
-            _ = TerminalNative.Close(_wakeWrite);
+            _ = Libc.Close(_wakeRead);
+            _ = Libc.Close(_wakeWrite);
         }
     }
 
@@ -120,14 +121,14 @@ public sealed unsafe class TerminalInput : IDisposable
     {
         byte[] buffer = new byte[256];
         byte[] filtered = new byte[256];
-        TerminalNative.PollFd* pollFds = stackalloc TerminalNative.PollFd[2];
+        Libc.PollFd* pollFds = stackalloc Libc.PollFd[2];
         while (!_stopping)
         {
             // Wait for input or for Dispose's wake-up byte.
-            pollFds[0] = new TerminalNative.PollFd { Fd = _fd, Events = TerminalNative.POLLIN };
-            pollFds[1] = new TerminalNative.PollFd { Fd = _wakeRead, Events = TerminalNative.POLLIN };
-            int ready = TerminalNative.Poll(pollFds, 2, -1);
-            if (ready < 0 && Marshal.GetLastPInvokeError() == TerminalNative.EINTR)
+            pollFds[0] = new Libc.PollFd { Fd = _fd, Events = Libc.POLLIN };
+            pollFds[1] = new Libc.PollFd { Fd = _wakeRead, Events = Libc.POLLIN };
+            int ready = Libc.Poll(pollFds, 2, -1);
+            if (ready < 0 && Marshal.GetLastPInvokeError() == Libc.EINTR)
             {
                 continue;
             }
@@ -138,12 +139,12 @@ public sealed unsafe class TerminalInput : IDisposable
             nint count;
             fixed (byte* p = buffer)
             {
-                count = TerminalNative.Read(_fd, p, (nuint)buffer.Length);
+                count = Libc.Read(_fd, p, (nuint)buffer.Length);
             }
             if (count < 0)
             {
                 int errno = Marshal.GetLastPInvokeError();
-                if (errno is TerminalNative.EINTR or TerminalNative.EAGAIN)
+                if (errno is Libc.EINTR or Libc.EAGAIN)
                 {
                     continue;
                 }

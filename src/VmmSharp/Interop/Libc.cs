@@ -10,7 +10,6 @@ internal static unsafe partial class Libc
     public const int O_RDWR = 0x2;
     public const int O_CLOEXEC = 0x80000;
 
-    public const int PROT_NONE = 0x0;
     public const int PROT_READ = 0x1;
     public const int PROT_WRITE = 0x2;
     public const int MAP_SHARED = 0x01;
@@ -19,8 +18,6 @@ internal static unsafe partial class Libc
     public const int MAP_NORESERVE = 0x4000;
     public static readonly nint MAP_FAILED = -1;
 
-    public const int MADV_DONTDUMP = 16;
-
     public const int EINTR = 4;
     public const int EAGAIN = 11;
     public const int ENOENT = 2;
@@ -28,14 +25,27 @@ internal static unsafe partial class Libc
     public const int EPERM = 1;
 
     public const int SIG_BLOCK = 0;
-    public const int SIG_UNBLOCK = 1;
     public const int SIG_SETMASK = 2;
+
+    public const short POLLIN = 0x1;
 
     [LibraryImport(Lib, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int Open(string path, int flags);
 
     [LibraryImport(Lib, EntryPoint = "close", SetLastError = true)]
     public static partial int Close(int fd);
+
+    [LibraryImport(Lib, EntryPoint = "read", SetLastError = true)]
+    public static partial nint Read(int fd, byte* buffer, nuint count);
+
+    [LibraryImport(Lib, EntryPoint = "write", SetLastError = true)]
+    public static partial nint Write(int fd, byte* buffer, nuint count);
+
+    [LibraryImport(Lib, EntryPoint = "pipe2", SetLastError = true)]
+    public static partial int Pipe2(int* fds, int flags);
+
+    [LibraryImport(Lib, EntryPoint = "poll", SetLastError = true)]
+    public static partial int Poll(PollFd* fds, nuint count, int timeoutMs);
 
     [LibraryImport(Lib, EntryPoint = "ioctl", SetLastError = true)]
     public static partial int Ioctl(int fd, nuint request, nuint arg);
@@ -48,9 +58,6 @@ internal static unsafe partial class Libc
 
     [LibraryImport(Lib, EntryPoint = "munmap", SetLastError = true)]
     public static partial int Munmap(nint addr, nuint length);
-
-    [LibraryImport(Lib, EntryPoint = "madvise", SetLastError = true)]
-    public static partial int Madvise(nint addr, nuint length, int advice);
 
     [LibraryImport(Lib, EntryPoint = "pthread_self")]
     public static partial nuint PthreadSelf();
@@ -67,23 +74,11 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "__libc_current_sigrtmin")]
     public static partial int SigRtMin();
 
-    [LibraryImport(Lib, EntryPoint = "gettid")]
-    public static partial int GetTid();
-
     [LibraryImport(Lib, EntryPoint = "strerror")]
     private static partial nint StrError(int errnum);
 
     /// <summary>The C library's text for <paramref name="errno"/>, e.g. "Invalid argument".</summary>
     public static string ErrorText(int errno) => Marshal.PtrToStringUTF8(StrError(errno)) ?? $"errno {errno}";
-
-    /// <summary>The kernel's 64-bit signal set, as <c>KVM_SET_SIGNAL_MASK</c> and <c>rt_sigprocmask</c> take it.</summary>
-    [StructLayout(LayoutKind.Sequential)]
-    public struct KernelSigSet
-    {
-        public ulong Bits;
-
-        public void Add(int signal) => Bits |= 1UL << (signal - 1);
-    }
 
     /// <summary>glibc's 1024-bit <c>sigset_t</c>.</summary>
     [StructLayout(LayoutKind.Sequential)]
@@ -95,6 +90,15 @@ internal static unsafe partial class Libc
         public readonly ulong Low => _bits[0];
 
         public void Add(int signal) => _bits[(signal - 1) / 64] |= 1UL << ((signal - 1) % 64);
+    }
+
+    /// <summary><c>struct pollfd</c>.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct PollFd
+    {
+        public int Fd;
+        public short Events;
+        public short ReturnedEvents;
     }
 
     [StructLayout(LayoutKind.Sequential)]

@@ -16,6 +16,7 @@ public sealed unsafe class KvmSystem : IDisposable
     public const string DevicePath = "/dev/kvm";
 
     private readonly SafeFileDescriptor _fd;
+    private KvmCpuidEntry[]? _supportedCpuid;
 
     private KvmSystem(SafeFileDescriptor fd, int vcpuMmapSize)
     {
@@ -103,8 +104,13 @@ public sealed unsafe class KvmSystem : IDisposable
     /// <summary>Whether the host has <paramref name="capability"/>.</summary>
     public bool Has(KvmCapability capability) => CheckExtension(capability) > 0;
 
-    /// <summary>The CPUID leaves KVM can present to a guest (<c>KVM_GET_SUPPORTED_CPUID</c>).</summary>
-    public KvmCpuidEntry[] GetSupportedCpuid()
+    /// <summary>
+    /// The CPUID leaves KVM can present to a guest (<c>KVM_GET_SUPPORTED_CPUID</c>), as a fresh copy the caller may
+    /// change. They do not change while the system is open, so the ioctl is made once.
+    /// </summary>
+    public KvmCpuidEntry[] GetSupportedCpuid() => (KvmCpuidEntry[])(_supportedCpuid ??= FetchSupportedCpuid()).Clone();
+
+    private KvmCpuidEntry[] FetchSupportedCpuid()
     {
         for (int n = 256; ; n *= 2)
         {

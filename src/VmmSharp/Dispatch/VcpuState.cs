@@ -118,6 +118,33 @@ public sealed unsafe class VcpuState
     /// <summary>R15 (group <see cref="Mtd.R8R15"/>).</summary>
     public ulong R15 { get => Regs(Mtd.R8R15).R15; set => RegsW(Mtd.R8R15).R15 = value; }
 
+    /// <summary>Sets every general-purpose register, RIP and RFLAGS at once (all of <see cref="Mtd.Gpr"/>).</summary>
+    public void SetRegisters(in KvmRegs regs)
+    {
+        CheckAll(Mtd.Gpr);
+        _run->SyncRegs = regs;
+        _changed |= Mtd.Gpr;
+    }
+
+    /// <summary>
+    /// Sets every segment and descriptor-table register, CR0–CR4, CR8 and EFER at once (the groups
+    /// <see cref="Mtd.Segments"/>, <see cref="Mtd.Cr"/> and <see cref="Mtd.Efer"/>). The APIC base and pending
+    /// interrupts in <paramref name="sregs"/> are ignored: the vCPU keeps its own.
+    /// </summary>
+    public void SetSystemRegisters(in KvmSregs sregs)
+    {
+        CheckAll(SregsGroups);
+        ref KvmSregs target = ref _run->SyncSregs;
+        KvmSregs kept = target;
+        target = sregs;
+        target.ApicBase = kept.ApicBase;
+        for (int i = 0; i < 4; i++)
+        {
+            target.InterruptBitmap[i] = kept.InterruptBitmap[i];
+        }
+        _changed |= SregsGroups;
+    }
+
     // ---- Segments, descriptor tables, control registers (kvm_sregs) ----
 
     /// <summary>CS (group <see cref="Mtd.CsSs"/>).</summary>
@@ -499,6 +526,14 @@ public sealed unsafe class VcpuState
                 case MsrKernelGsBase: _kernelGsBase = values[i]; break;
                 default: _tsc = values[i]; break;
             }
+        }
+    }
+
+    private void CheckAll(Mtd groups)
+    {
+        if ((_mtd & groups) != groups)
+        {
+            ThrowNotNamed(groups & ~_mtd);
         }
     }
 

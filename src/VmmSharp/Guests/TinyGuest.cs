@@ -87,23 +87,8 @@ public sealed class TinyGuest
     {
         ArgumentNullException.ThrowIfNull(state);
         InitialState(stackTop, out KvmRegs regs, out KvmSregs sregs);
-        state.Rip = regs.Rip;
-        state.Rsp = regs.Rsp;
-        state.Rflags = regs.Rflags;
-        state.Cs = sregs.Cs;
-        state.Ss = sregs.Ss;
-        state.Ds = sregs.Ds;
-        state.Es = sregs.Es;
-        state.Fs = sregs.Fs;
-        state.Gs = sregs.Gs;
-        state.Tr = sregs.Tr;
-        state.Ldtr = sregs.Ldt;
-        state.Gdtr = sregs.Gdt;
-        state.Idtr = sregs.Idt;
-        state.Cr0 = sregs.Cr0;
-        state.Cr3 = sregs.Cr3;
-        state.Cr4 = sregs.Cr4;
-        state.Efer = sregs.Efer;
+        state.SetRegisters(regs);
+        state.SetSystemRegisters(sregs);
     }
 
     /// <summary>Sets the vCPU's state for this guest's entry directly through ioctls, for code that runs KVM_RUN itself.</summary>

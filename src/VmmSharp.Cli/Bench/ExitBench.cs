@@ -42,10 +42,10 @@ internal static unsafe class ExitBench
                 samples[v].Add(Measure(guest, v, exits));
             }
         }
-        double raw = Median(samples[Variant.Raw]);
-        double dispatcher = Median(samples[Variant.Dispatcher]);
-        double withRax = Median(samples[Variant.DispatcherRax]);
-        double naive = Median(samples[Variant.RawGetSetRegs]);
+        double raw = Statistics.Median(samples[Variant.Raw]);
+        double dispatcher = Statistics.Median(samples[Variant.Dispatcher]);
+        double withRax = Statistics.Median(samples[Variant.DispatcherRax]);
+        double naive = Statistics.Median(samples[Variant.RawGetSetRegs]);
         Console.WriteLine($"{exits} port-I/O exits per round, median of {rounds} rounds, host: {KvmSystem.Virtualization.Kind}");
         Console.WriteLine($"  raw KVM_RUN loop, reads port and value           {raw,9:0} ns");
         Console.WriteLine($"  dispatcher, handler MTD QUAL reads port and value {dispatcher,9:0} ns  x{dispatcher / raw:0.000}");
@@ -54,13 +54,6 @@ internal static unsafe class ExitBench
         Console.WriteLine($"exit round trip with RAX: dispatcher {withRax:0} ns, raw {raw:0} ns, ratio {withRax / raw:0.000}");
         Console.WriteLine($"exit round trip: dispatcher {dispatcher:0} ns, raw {raw:0} ns, ratio {dispatcher / raw:0.000}");
         return 0;
-    }
-
-    private static double Median(List<double> values)
-    {
-        values.Sort();
-        int n = values.Count;
-        return n % 2 == 1 ? values[n / 2] : (values[(n / 2) - 1] + values[n / 2]) / 2;
     }
 
     /// <summary>Nanoseconds per exit for one round of <paramref name="exits"/> exits.</summary>
@@ -80,41 +73,24 @@ internal static unsafe class ExitBench
     {
         long start = 0, end = 0, count = 0, sink = 0;
         d.Register(VcpuEvent.Startup, TinyGuest.StartupMtd, s => guest.SetStartupState(s));
-        if (rax)
+        d.Register(VcpuEvent.Io, rax ? Mtd.Qual | Mtd.Acdb : Mtd.Qual, s =>
         {
-            d.Register(VcpuEvent.Io, Mtd.Qual | Mtd.Acdb, s =>
+            IoExit io = s.Io;
+            sink += io.Port + io.Value;
+            if (rax)
             {
-                IoExit io = s.Io;
-                sink += io.Port + io.Value;
                 s.Rax++;
-                if (++count == 1)
-                {
-                    start = Stopwatch.GetTimestamp();
-                }
-                else if (count == exits + 1)
-                {
-                    end = Stopwatch.GetTimestamp();
-                    s.Stop(0, "done");
-                }
-            });
-        }
-        else
-        {
-            d.Register(VcpuEvent.Io, Mtd.Qual, s =>
+            }
+            if (++count == 1)
             {
-                IoExit io = s.Io;
-                sink += io.Port + io.Value;
-                if (++count == 1)
-                {
-                    start = Stopwatch.GetTimestamp();
-                }
-                else if (count == exits + 1)
-                {
-                    end = Stopwatch.GetTimestamp();
-                    s.Stop(0, "done");
-                }
-            });
-        }
+                start = Stopwatch.GetTimestamp();
+            }
+            else if (count == exits + 1)
+            {
+                end = Stopwatch.GetTimestamp();
+                s.Stop(0, "done");
+            }
+        });
         VcpuRunResult result = d.Run(); // on this thread, as the raw loop
         if (result.Outcome != VcpuRunOutcome.Stopped)
         {

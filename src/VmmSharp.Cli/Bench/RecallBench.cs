@@ -56,9 +56,9 @@ internal static class RecallBench
         vcpu.RequestStop();
         vcpu.Completion.Wait(TimeSpan.FromSeconds(5));
         Array.Sort(micros);
-        double Percentile(double p) => micros[Math.Min(micros.Length - 1, (int)(p * micros.Length))];
         Console.WriteLine($"{recalls} recalls of a vCPU spinning at CPL3, host: {Kvm.KvmSystem.Virtualization.Kind}");
-        Console.WriteLine($"recall latency: median {Percentile(0.5):0.0} us, p90 {Percentile(0.9):0.0} us, p99 {Percentile(0.99):0.0} us, max {micros[^1]:0.0} us");
+        Console.WriteLine($"recall latency: median {Statistics.Median(micros):0.0} us, p90 {Statistics.Percentile(micros, 0.9):0.0} us, " +
+            $"p99 {Statistics.Percentile(micros, 0.99):0.0} us, max {micros[^1]:0.0} us");
         return 0;
     }
 }

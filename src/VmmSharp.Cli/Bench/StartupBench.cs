@@ -62,15 +62,7 @@ internal static class StartupBench
     }
 
     private static (double Ms, double MiB) Medians(List<ChildProcess.Result> runs)
-    {
-        double[] ms = [.. runs.Select(r => r.MarkerAfter!.Value.TotalMilliseconds).Order()];
-        double[] mib = [.. runs.Select(r => r.PeakRssKiB / 1024.0).Order()];
-        return (Median(ms), Median(mib));
-    }
-
-    private static double Median(double[] sorted) => sorted.Length % 2 == 1
-        ? sorted[sorted.Length / 2]
-        : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
+        => (Statistics.Median(runs.Select(r => r.MarkerAfter!.Value.TotalMilliseconds)), Statistics.Median(runs.Select(r => r.PeakRssKiB / 1024.0)));
 
     private static bool OnPath(string program) =>
         (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Any(d => File.Exists(Path.Combine(d, program)));

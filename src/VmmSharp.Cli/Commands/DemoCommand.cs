@@ -37,7 +37,12 @@ internal static class DemoCommand
         VcpuRunResult result = vm.Run(deadline);
         clock.Stop();
         stdout.Flush();
-        Summary.Print(result, clock.Elapsed, vm.Vcpus);
+        Summary.Print(result.Outcome switch
+        {
+            VcpuRunOutcome.Stopped => $"guest exited with status {result.Status} ({result.Reason})",
+            VcpuRunOutcome.Cancelled => $"stopped: {result.Reason}",
+            _ => $"error: {result.Reason}",
+        }, clock.Elapsed, vm.ExitCounts());
         return result.Outcome == VcpuRunOutcome.Stopped ? result.Status : 1;
     }
 }

@@ -44,10 +44,8 @@ internal static class KernelCommand
         stdout.Flush();
         if (!args.Quiet || !result.GuestEnded)
         {
-            string exits = string.Join(' ', result.ExitCounts.Where(e => e.Value > 0).Select(e => $"{e.Key} {e.Value}"));
             bool failed = result.Outcome is MachineOutcome.Failed or MachineOutcome.DeadlineExceeded;
-            Console.Error.WriteLine($"vmm: {(failed ? "error: " : "")}{result.Reason}; status {result.ExitStatus} " +
-                $"after {result.Elapsed.TotalMilliseconds:0.0} ms ({format} kernel)\nvmm: exits: {exits}");
+            Summary.Print($"{(failed ? "error: " : "")}{result.Reason}; status {result.ExitStatus}", result.Elapsed, result.ExitCounts, $"{format} kernel");
         }
         return result.ExitStatus;
     }

@@ -290,22 +290,13 @@ public sealed partial class PcMachine : IDisposable
 
     private MachineResult Result(MachineOutcome outcome, int status, string reason, Exception? error, TimeSpan elapsed)
     {
-        var counts = new Dictionary<VcpuEvent, long>();
-        foreach (VcpuEvent ev in Enum.GetValues<VcpuEvent>())
-        {
-            long n = _vm.Vcpus.Sum(v => v.ExitCount(ev));
-            if (n != 0)
-            {
-                counts[ev] = n;
-            }
-        }
         return new MachineResult
         {
             Outcome = outcome,
             ExitStatus = status,
             Reason = reason,
             Elapsed = elapsed,
-            ExitCounts = counts,
+            ExitCounts = _vm.ExitCounts(),
             Error = error,
         };
     }

@@ -100,6 +100,21 @@ public sealed class VirtualMachine : IDisposable
         return dispatcher;
     }
 
+    /// <summary>How many times each event was delivered, summed over the vCPUs; events never delivered are left out.</summary>
+    public IReadOnlyDictionary<VcpuEvent, long> ExitCounts()
+    {
+        var counts = new Dictionary<VcpuEvent, long>();
+        foreach (VcpuEvent ev in Enum.GetValues<VcpuEvent>())
+        {
+            long n = _vcpus.Sum(v => v.ExitCount(ev));
+            if (n != 0)
+            {
+                counts[ev] = n;
+            }
+        }
+        return counts;
+    }
+
     /// <summary>The dispatcher of vCPU <paramref name="id"/>.</summary>
     public VcpuDispatcher this[VcpuId id] => _vcpus[id.Value];
 

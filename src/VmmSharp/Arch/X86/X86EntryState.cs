@@ -107,30 +107,12 @@ public sealed record X86EntryState
     /// CR4 zero, interrupts off. Writes the GDT and an empty IDT.
     /// </summary>
     public static X86EntryState Protected32(GuestMemory memory, uint entry, uint eax = 0, uint ebx = 0, uint esp = 0)
-    {
-        ArgumentNullException.ThrowIfNull(memory);
-        SegmentDescriptor cs = SegmentDescriptor.FlatCode32(Gdt.CodeSelector);
-        SegmentDescriptor ds = SegmentDescriptor.FlatData(Gdt.DataSelector);
-        SegmentDescriptor tr = SegmentDescriptor.BusyTss(Gdt.TssSelector, 0);
-        Gdt.Write(memory, cs, ds, tr);
-        memory.Fill(Layout.Idt, IdtSize, 0);
-        return new X86EntryState
+        => Flat(memory, X86CpuMode.Protected32, SegmentDescriptor.FlatCode32(Gdt.CodeSelector), entry, Cr0ProtectionEnable | Cr0ExtensionType) with
         {
-            Mode = X86CpuMode.Protected32,
-            Rip = entry,
             Rsp = esp,
             Rax = eax,
             Rbx = ebx,
-            Cr0 = Cr0ProtectionEnable | Cr0ExtensionType,
-            Cs = cs,
-            Ds = ds,
-            Es = ds,
-            Fs = ds,
-            Gs = ds,
-            Ss = ds,
-            Tr = tr,
         };
-    }
 
     /// <summary>
     /// 64-bit long mode as Linux's 64-bit boot protocol wants it: identity paging of the first 4 GiB,
@@ -138,23 +120,30 @@ public sealed record X86EntryState
     /// </summary>
     public static X86EntryState Long64(GuestMemory memory, ulong entry, ulong rsi = 0, ulong rsp = 0)
     {
+        X86EntryState state = Flat(memory, X86CpuMode.Long64, SegmentDescriptor.Code64(Gdt.CodeSelector), entry, Cr0ProtectionEnable | Cr0ExtensionType | Cr0Paging);
+        return state with
+        {
+            Rsp = rsp,
+            Rsi = rsi,
+            Cr3 = PageTables.WriteIdentityMap(memory),
+            Cr4 = Cr4Pae,
+            Efer = EferLme | EferLma,
+        };
+    }
+
+    /// <summary>Writes the GDT (code <paramref name="cs"/>, flat data, busy TSS) and an empty IDT; the state loads them.</summary>
+    private static X86EntryState Flat(GuestMemory memory, X86CpuMode mode, SegmentDescriptor cs, ulong rip, ulong cr0)
+    {
         ArgumentNullException.ThrowIfNull(memory);
-        SegmentDescriptor cs = SegmentDescriptor.Code64(Gdt.CodeSelector);
         SegmentDescriptor ds = SegmentDescriptor.FlatData(Gdt.DataSelector);
         SegmentDescriptor tr = SegmentDescriptor.BusyTss(Gdt.TssSelector, 0);
         Gdt.Write(memory, cs, ds, tr);
         memory.Fill(Layout.Idt, IdtSize, 0);
-        ulong cr3 = PageTables.WriteIdentityMap(memory);
         return new X86EntryState
         {
-            Mode = X86CpuMode.Long64,
-            Rip = entry,
-            Rsp = rsp,
-            Rsi = rsi,
-            Cr0 = Cr0ProtectionEnable | Cr0ExtensionType | Cr0Paging,
-            Cr3 = cr3,
-            Cr4 = Cr4Pae,
-            Efer = EferLme | EferLma,
+            Mode = mode,
+            Rip = rip,
+            Cr0 = cr0,
             Cs = cs,
             Ds = ds,
             Es = ds,

@@ -13,6 +13,18 @@ public sealed class MachineConfigurationException : VmmException
         Option = option;
     }
 
+    /// <summary>
+    /// The exception for option <paramref name="option"/> that a lower layer's <paramref name="error"/> makes, its
+    /// message after <paramref name="prefix"/>. The message is for a user who set the option, so it leaves out the
+    /// " (Parameter 'x')" suffix that names the lower layer's parameter.
+    /// </summary>
+    public static MachineConfigurationException FromArgument(string option, ArgumentException error, string prefix = "")
+    {
+        ArgumentNullException.ThrowIfNull(error);
+        string message = error.ParamName is null ? error.Message : error.Message.Replace($" (Parameter '{error.ParamName}')", "", StringComparison.Ordinal);
+        return new MachineConfigurationException(option, prefix + message, error);
+    }
+
     /// <summary>Creates the exception.</summary>
     public MachineConfigurationException(string message)
         : base(message)

@@ -35,9 +35,7 @@ public sealed partial class PcMachine
         }
         catch (ArgumentException e)
         {
-            // The message is for a user who typed --mem, not for a caller who passed memSize.
-            string message = e.ParamName is null ? e.Message : e.Message.Replace($" (Parameter '{e.ParamName}')", "", StringComparison.Ordinal);
-            throw new MachineConfigurationException(nameof(MachineOptions.MemorySize), message, e);
+            throw MachineConfigurationException.FromArgument(nameof(MachineOptions.MemorySize), e);
         }
     }
 

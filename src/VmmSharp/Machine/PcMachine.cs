@@ -320,7 +320,7 @@ public sealed partial class PcMachine : IDisposable
         }
         catch (ArgumentException e) when (e is not ArgumentOutOfRangeException)
         {
-            throw new MachineConfigurationException(nameof(MachineOptions.CommandLine), $"kernel command line of {_options.CommandLine.Length} characters: {e.Message}", e);
+            throw MachineConfigurationException.FromArgument(nameof(MachineOptions.CommandLine), e, $"kernel command line of {_options.CommandLine.Length} characters: ");
         }
     }
 

@@ -195,4 +195,15 @@ public class MachineErrorTests
             File.Delete(path);
         }
     }
+
+    [Fact]
+    public void ACommandLineTooLongForTheKernelNamesBothLengthsAndNotAnInternalParameter()
+    {
+        KvmRequirement.Ensure();
+        string tooLong = new('a', 70000);
+        var e = Assert.Throws<MachineConfigurationException>(() => new PcMachine(new MachineOptions(TestGuests.PvhKernel) { CommandLine = tooLong }));
+        Assert.Equal(nameof(MachineOptions.CommandLine), e.Option);
+        Assert.StartsWith("kernel command line of 70000 characters: ", e.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("(Parameter", e.Message, StringComparison.Ordinal);
+    }
 }

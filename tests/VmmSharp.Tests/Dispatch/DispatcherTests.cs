@@ -155,11 +155,12 @@ public class DispatcherTests
 
         VcpuRunResult result = run.Run();
 
+        // RIP is at the OUT on VMX/SVM and past it on PVM (see IoCompletionTests); the report names the OUT either way.
         Assert.Equal(VcpuRunOutcome.Failed, result.Outcome);
-        Assert.Equal(
-            $"vCPU 0: unhandled Io event (port 0x1234, 4-byte write) at RIP 0x{TinyGuest.Entry + 6:x} (32-bit, CPL 0), " +
-            $"just after out dx,eax [ef] at 0x{TinyGuest.Entry + 5:x}: hlt [f4]",
-            result.Reason);
+        string atOut = $"vCPU 0: unhandled Io event (port 0x1234, 4-byte write) at RIP 0x{TinyGuest.Entry + 5:x} (32-bit, CPL 0): out dx,eax [ef]";
+        string pastOut = $"vCPU 0: unhandled Io event (port 0x1234, 4-byte write) at RIP 0x{TinyGuest.Entry + 6:x} (32-bit, CPL 0), " +
+            $"just after out dx,eax [ef] at 0x{TinyGuest.Entry + 5:x}: hlt [f4]";
+        Assert.Contains(result.Reason, new[] { atOut, pastOut });
     }
 
     [Fact]

@@ -202,6 +202,36 @@ public class DispatcherTests
     }
 
     [Fact]
+    public void ARegistrationRacingStartEitherTakesPartInTheRunOrIsRefused()
+    {
+        for (int i = 0; i < 50; i++)
+        {
+            using var run = GuestRun.Create(GuestMode.User64, a => a.ExitWith(7));
+            bool registered = false;
+            using var go = new Barrier(2);
+            var registrar = new Thread(() =>
+            {
+                go.SignalAndWait();
+                registered = run.Vcpu.Register(VcpuEvent.Io, Mtd.Qual, s => s.Stop((int)s.Io.Value, "exit"));
+            });
+            registrar.Start();
+            go.SignalAndWait();
+            Task<VcpuRunResult> done = run.Vcpu.Start();
+            Assert.True(registrar.Join(Bound));
+            Assert.True(done.Wait(Bound));
+
+            if (registered)
+            {
+                Assert.Equal(7, done.Result.AssertStopped().Status);
+            }
+            else
+            {
+                Assert.Contains("unhandled Io event", done.Result.Reason, StringComparison.Ordinal);
+            }
+        }
+    }
+
+    [Fact]
     public void EventsTheInKernelIrqchipKeepsCannotBeRegistered()
     {
         KvmRequirement.Ensure();

@@ -185,12 +185,18 @@ public sealed class VirtualMachine : IDisposable
         => Run(deadline, stackSize, out _);
 
     /// <summary>Like <see cref="Run(TimeSpan, int)"/>; <paramref name="deadlinePassed"/> tells whether the deadline ended it.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="deadline"/> is negative or beyond <see cref="int.MaxValue"/> ms (and not infinite); no vCPU was started.</exception>
     public VcpuRunResult Run(TimeSpan deadline, int stackSize, out bool deadlinePassed)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (_vcpus.Count == 0)
         {
             throw new InvalidOperationException("the VM has no vCPUs: call AddVcpu first");
+        }
+        // Checked before any vCPU starts: a bad deadline must not leave a running guest behind an exception.
+        if (deadline != Timeout.InfiniteTimeSpan && (deadline < TimeSpan.Zero || deadline.TotalMilliseconds > int.MaxValue))
+        {
+            throw new ArgumentOutOfRangeException(nameof(deadline), deadline, "the deadline must be 0 to int.MaxValue milliseconds, or infinite");
         }
         Task<VcpuRunResult>[] runs = [.. _vcpus.Select(v => v.Start(stackSize))];
         int first = Task.WaitAny(runs, deadline);

@@ -1,0 +1,93 @@
+using System.CommandLine;
+using System.CommandLine.Parsing;
+using System.Globalization;
+using VmmSharp.Arch.X86;
+
+namespace VmmSharp.Cli.Commands;
+
+/// <summary>
+/// Options whose values are checked while the command line is parsed, before anything starts: a bad value becomes one
+/// parse error that names the option, the value and what is allowed.
+/// </summary>
+internal static class OptionValues
+{
+    /// <summary>A whole number from <paramref name="min"/> to <paramref name="max"/>.</summary>
+    public static Option<int> Count(string name, string description, int defaultValue, int min, int max) => new(name)
+    {
+        Description = $"{description} ({min} to {max}; default {defaultValue})",
+        DefaultValueFactory = _ => defaultValue,
+        CustomParser = r =>
+        {
+            string text = Single(r);
+            if (int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int n) && n >= min && n <= max)
+            {
+                return n;
+            }
+            r.AddError($"{name} '{text}': give a whole number from {min} to {max}");
+            return defaultValue;
+        },
+    };
+
+    /// <summary>A number of seconds, 0 meaning no limit, up to what a timed wait can take.</summary>
+    public static Option<TimeSpan?> Seconds(string name, string description)
+    {
+        double max = Math.Floor(Machine.MachineOptions.MaxDeadline.TotalSeconds);
+        return new(name)
+        {
+            Description = $"{description} (0: never; at most {max:0})",
+            DefaultValueFactory = _ => null,
+            CustomParser = r =>
+            {
+                string text = Single(r);
+                if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double s) && double.IsFinite(s) && s >= 0 && s <= max)
+                {
+                    return s == 0 ? null : TimeSpan.FromSeconds(s);
+                }
+                r.AddError($"{name} '{text}': give a number of seconds from 0 (no limit) to {max:0} (about 24 days)");
+                return null;
+            },
+        };
+    }
+
+    /// <summary>A memory size: <c>512M</c>, <c>2G</c>, plain bytes.</summary>
+    public static Option<ulong> Size(string name, string description, ulong defaultValue) => new(name)
+    {
+        Description = description,
+        DefaultValueFactory = _ => defaultValue,
+        CustomParser = r =>
+        {
+            if (SizeArgument.TryParse(Single(r), out ulong bytes, out string? error))
+            {
+                return bytes;
+            }
+            r.AddError($"{name}: {error}");
+            return defaultValue;
+        },
+    };
+
+    /// <summary>Repeatable CPUID masks, parsed here so that a bad one stops the command before it starts.</summary>
+    public static Option<CpuidMask[]> CpuidMasks(string name, string description) => new(name)
+    {
+        Description = description,
+        AllowMultipleArgumentsPerToken = false,
+        DefaultValueFactory = _ => [],
+        CustomParser = r =>
+        {
+            var masks = new List<CpuidMask>();
+            foreach (Token token in r.Tokens)
+            {
+                try
+                {
+                    masks.Add(CpuidMask.Parse(token.Value));
+                }
+                catch (FormatException e)
+                {
+                    r.AddError($"{name}: {e.Message}");
+                }
+            }
+            return [.. masks];
+        },
+    };
+
+    private static string Single(ArgumentResult r) => r.Tokens.Count > 0 ? r.Tokens[0].Value : "";
+}

@@ -16,19 +16,34 @@ var timeout = OptionValues.Seconds("--timeout", "Stop the guest after this many 
 var kernel = new Option<string?>("--kernel") { Description = "Kernel to boot: PVH ELF, Multiboot ELF or Linux bzImage (recognised from the file)" };
 var initrd = new Option<string?>("--initrd") { Description = "Initial ramdisk (Linux), module (Multiboot, PVH)" };
 var cmdline = new Option<string>("--cmdline") { Description = "Kernel command line", DefaultValueFactory = _ => "console=ttyS0" };
-var mem = OptionValues.Size("--mem", "Guest RAM, e.g. 512M or 2G", MachineOptions.DefaultMemorySize);
+var mem = OptionValues.MemorySize("--mem", "Guest RAM, e.g. 512M or 2G", MachineOptions.DefaultMemorySize);
 var cpus = OptionValues.Count("--cpus", "Number of vCPUs", 1, 1, MpTable.MaxCpus);
 var cpuidMask = OptionValues.CpuidMasks("--cpuid-mask", "Hide CPUID bits: LEAF[.SUBLEAF]:REGISTER:MASK, e.g. 0x7.0:ebx:0x20 (repeatable)");
-var logLevel = new Option<LogLevel?>("--log-level") { Description = "Log VMM events at this level (Debug shows unhandled ports; Information also prints the summary)" };
+var logLevel = OptionValues.OneOf("--log-level", "Log VMM events at this level (debug shows unhandled ports; information also prints the summary)", LogLevel.None);
 var stats = new Option<bool>("--stats") { Description = "After the run, print a summary on stderr: how it ended, the time, the exits" };
 var quiet = new Option<bool>("--quiet") { Description = "No summary (the default; kept for scripts)", Hidden = true };
-var onReset = new Option<ResetAction>("--on-reset") { Description = "What a guest reset (i8042 0xfe) does: exit, or reboot on a fresh machine", DefaultValueFactory = _ => ResetAction.Exit };
+var onReset = OptionValues.OneOf("--on-reset", "What a guest reset (i8042 0xfe) does: exit, or reboot on a fresh machine", ResetAction.Exit);
 var maxReboots = OptionValues.Count("--max-reboots", "With --on-reset reboot: how many reboots before a reset ends the run", MachineOptions.DefaultMaxReboots, 0, 1_000_000);
 var run = new Command("run", "Run a guest: a kernel given with --kernel, else the built-in demo guest");
 foreach (Option option in new Option[] { kernel, initrd, cmdline, mem, cpus, cpuidMask, timeout, logLevel, stats, quiet, onReset, maxReboots })
 {
     run.Options.Add(option);
 }
+run.Validators.Add(r =>
+{
+    // The demo guest is fixed: options for a kernel run would be silently ignored without a kernel.
+    if (r.GetResult(kernel) is not null)
+    {
+        return;
+    }
+    foreach (Option option in new Option[] { initrd, cmdline, mem, cpus, cpuidMask, logLevel, stats, onReset, maxReboots })
+    {
+        if (r.GetResult(option) is { Implicit: false })
+        {
+            r.AddError($"{option.Name} applies to a kernel run: give --kernel FILE too");
+        }
+    }
+});
 run.SetAction(r =>
 {
     TimeSpan? deadline = r.GetValue(timeout);
@@ -36,7 +51,7 @@ run.SetAction(r =>
     {
         return Guarded(() => DemoCommand.Run(deadline ?? Timeout.InfiniteTimeSpan));
     }
-    LogLevel? level = r.GetValue(logLevel);
+    LogLevel? level = r.GetValue(logLevel) is var l && l != LogLevel.None ? l : null;
     return Guarded(() => KernelCommand.Run(new KernelCommand.Arguments(
         kernelPath,
         r.GetValue(initrd),

@@ -33,7 +33,10 @@ internal static class KernelCommand
     public static int Run(Arguments args)
     {
         using ILoggerFactory? logging = args.LogLevel is { } level
-            ? LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(level))
+            ? LoggerFactory.Create(b => b
+                .AddSimpleConsole(o => o.SingleLine = true)
+                .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace) // stdout is the guest's
+                .SetMinimumLevel(level))
             : null;
         using Stream stdout = Console.OpenStandardOutput();
         // The guest writes into a bounded buffer; only this output's own thread ever waits for stdout.

@@ -49,21 +49,49 @@ internal static class OptionValues
         };
     }
 
-    /// <summary>A memory size: <c>512M</c>, <c>2G</c>, plain bytes.</summary>
-    public static Option<ulong> Size(string name, string description, ulong defaultValue) => new(name)
+    /// <summary>A guest memory size: <c>512M</c>, <c>2G</c>, plain bytes; at least the layout's minimum, in whole pages.</summary>
+    public static Option<ulong> MemorySize(string name, string description, ulong defaultValue) => new(name)
     {
         Description = description,
         DefaultValueFactory = _ => defaultValue,
         CustomParser = r =>
         {
-            if (SizeArgument.TryParse(Single(r), out ulong bytes, out string? error))
+            if (!SizeArgument.TryParse(Single(r), out ulong bytes, out string? error))
             {
+                r.AddError($"{name}: {error}");
+                return defaultValue;
+            }
+            try
+            {
+                Layout.ValidateMemorySize(bytes);
                 return bytes;
             }
-            r.AddError($"{name}: {error}");
-            return defaultValue;
+            catch (ArgumentException e)
+            {
+                r.AddError($"{name} '{Single(r)}': {(e.ParamName is null ? e.Message : e.Message.Replace($" (Parameter '{e.ParamName}')", "", StringComparison.Ordinal))}");
+                return defaultValue;
+            }
         },
     };
+
+    /// <summary>One of an enum's names, in any case.</summary>
+    public static Option<T> OneOf<T>(string name, string description, T defaultValue)
+        where T : struct, Enum => new(name)
+        {
+            Description = $"{description} ({string.Join(", ", Enum.GetNames<T>().Select(n => n.ToLowerInvariant()))})",
+            DefaultValueFactory = _ => defaultValue,
+            CustomParser = r =>
+            {
+                string text = Single(r);
+                string? known = Enum.GetNames<T>().FirstOrDefault(n => n.Equals(text, StringComparison.OrdinalIgnoreCase));
+                if (known is not null)
+                {
+                    return Enum.Parse<T>(known);
+                }
+                r.AddError($"{name} '{text}': give one of {string.Join(", ", Enum.GetNames<T>().Select(n => n.ToLowerInvariant()))}");
+                return defaultValue;
+            },
+        };
 
     /// <summary>Repeatable CPUID masks, parsed here so that a bad one stops the command before it starts.</summary>
     public static Option<CpuidMask[]> CpuidMasks(string name, string description) => new(name)

@@ -14,7 +14,7 @@ public class ConsoleTests
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
 
     /// <summary>Writes to COM1's THR in a loop, never looking at LSR.</summary>
-    private static byte[] SpamKernel() => GuestImages.BzImageRunning(a =>
+    internal static byte[] SpamKernel() => GuestImages.BzImageRunning(a =>
     {
         Label loop = a.CreateLabel();
         a.mov(dx, 0x3f8);

@@ -17,12 +17,17 @@ public static class MachineRunner
         for (int reboots = 0; ; reboots++)
         {
             MachineResult result;
+            bool reboot;
             using (var machine = new PcMachine(options))
             {
                 onBoot?.Invoke(machine);
                 result = machine.Run();
+                reboot = result.Outcome == MachineOutcome.Reset && options.OnReset == ResetAction.Reboot && reboots < options.MaxReboots;
+                if (!reboot && options.HandOffTeardown && !machine.Vm.HandOffTeardown())
+                {
+                    options.Logger?.LogTeardownNotHandedOff();
+                }
             }
-            bool reboot = result.Outcome == MachineOutcome.Reset && options.OnReset == ResetAction.Reboot && reboots < options.MaxReboots;
             if (!reboot)
             {
                 return reboots == 0 ? result : result with { Reason = $"{result.Reason} (after {reboots} reboot{(reboots == 1 ? "" : "s")})" };

@@ -87,6 +87,13 @@ public sealed record MachineOptions(string KernelPath)
 
     /// <summary>How long <see cref="PcMachine.Run"/> lets the guest run: more than 0, at most <see cref="MaxDeadline"/>; null for no limit.</summary>
     public TimeSpan? Deadline { get; init; }
+
+    /// <summary>
+    /// When the last boot ends, <see cref="MachineRunner"/> hands the VM's kernel teardown to a helper process
+    /// (<see cref="Vm.VirtualMachine.HandOffTeardown"/>), so that a command exiting right after does not wait for it.
+    /// False by default: only for a process that is about to exit.
+    /// </summary>
+    public bool HandOffTeardown { get; init; }
 }
 
 /// <summary>What a guest's reset request does.</summary>

@@ -111,7 +111,7 @@ public sealed partial class PcMachine : IDisposable
                 _vm.Handle.EnableCapability(KvmCapability.ExitOnEmulationFailure, 1);
             }
             _vm.CpuidMasks = options.CpuidMasks;
-            _vm.AnnouncedCpuCount = options.CpuCount;
+            _vm.CpuCount = options.CpuCount;
 
             Boot = LoadKernel(memory, kernel, initrd);
             ConsoleOutput output = options.Console?.Output ?? (_ownOutput = new ConsoleOutput(Stream.Null, ConsoleOutput.SpaceThreshold));

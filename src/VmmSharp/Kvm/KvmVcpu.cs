@@ -109,9 +109,27 @@ public sealed unsafe class KvmVcpu : IDisposable
         }
     }
 
-    /// <summary>Enters the guest (<c>KVM_RUN</c>). Returns 0, or the errno; never allocates; throws only once disposed.</summary>
+    /// <summary>
+    /// Why the last <see cref="EnterGuest"/> returned: a view on <c>kvm_run</c>'s exit fields, valid until the next
+    /// KVM_RUN. For code that runs this vCPU itself; call it on the thread that runs the vCPU.
+    /// </summary>
+    /// <exception cref="ObjectDisposedException">The vCPU is disposed.</exception>
+    public KvmExit LastExit
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_run.IsClosed, this);
+            return new KvmExit(Run);
+        }
+    }
+
+    /// <summary>
+    /// Enters the guest once (<c>KVM_RUN</c>) and returns when it exits: 0, with the reason in <see cref="LastExit"/>,
+    /// or the errno (<c>EINTR</c> when interrupted). Never allocates; throws only once disposed. For code that runs the vCPU
+    /// itself (a bare loop); a vCPU that a <c>VcpuDispatcher</c> runs must be entered only by it.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal int EnterGuest()
+    public int EnterGuest()
     {
         if (Libc.Ioctl(_fd, KvmIoctl.Run, 0) == 0)
         {

@@ -6,6 +6,7 @@ namespace VmmSharp.Kvm;
 /// loop, a minimal VMM). It is valid until the next KVM_RUN on that vCPU, on the vCPU's thread; it copies
 /// nothing and allocates nothing. A dispatcher's handlers get the writable views of <c>VcpuState</c> instead.
 /// </summary>
+/// <remarks>Threading: only on the thread that runs the vCPU, until its next KVM_RUN (a ref struct cannot be kept).</remarks>
 public readonly unsafe ref struct KvmExit
 {
     private readonly KvmRun* _run;

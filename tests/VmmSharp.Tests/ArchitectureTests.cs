@@ -16,7 +16,7 @@ public class ArchitectureTests
     {
         ["Interop"] = [],
         ["Memory"] = ["Interop"],
-        ["Kvm"] = ["Interop", "Memory"],
+        ["Kvm"] = ["Interop"],
         ["Buses"] = [],
         ["Dispatch"] = ["Interop", "Kvm", "Memory"],
         ["Devices"] = ["Interop", "Kvm", "Memory", "Buses"],

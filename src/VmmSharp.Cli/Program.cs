@@ -34,14 +34,19 @@ var mem = new Option<ulong>("--mem")
 var cpus = new Option<int>("--cpus") { Description = "Number of vCPUs", DefaultValueFactory = _ => 1 };
 var cpuidMask = new Option<string[]>("--cpuid-mask")
 {
-    Description = "Hide CPUID bits: LEAF[.SUBLEAF]:REGISTER:MASK, e.g. 0x7.0:ebx:0x20 (repeatable)",
+    Description = "Hide CPUID bits: LEAF[.SUBLEAF]:REGISTER:MASK, e.g. 0x7.0:ebx:0x20 (repeatable; adds to --cpuid-policy)",
     AllowMultipleArgumentsPerToken = false,
+};
+var cpuidPolicy = new Option<CpuidPolicy>("--cpuid-policy")
+{
+    Description = "What CPUID hides before --cpuid-mask: auto (on PVM, what a kernel would pick and PVM cannot run), pvm, none",
+    DefaultValueFactory = _ => CpuidPolicy.Auto,
 };
 var logLevel = new Option<LogLevel?>("--log-level") { Description = "Log VMM events at this level (Debug shows unhandled ports)" };
 var quiet = new Option<bool>("--quiet") { Description = "No summary after a guest that ended by itself" };
 var onReset = new Option<ResetAction>("--on-reset") { Description = "What a guest reset (i8042 0xfe) does: exit, or reboot on a fresh machine", DefaultValueFactory = _ => ResetAction.Exit };
 var run = new Command("run", "Run a guest: a kernel given with --kernel, else the built-in demo guest");
-foreach (Option option in new Option[] { kernel, initrd, cmdline, mem, cpus, cpuidMask, timeout, logLevel, quiet, onReset })
+foreach (Option option in new Option[] { kernel, initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, timeout, logLevel, quiet, onReset })
 {
     run.Options.Add(option);
 }
@@ -60,6 +65,7 @@ run.SetAction(r =>
         r.GetValue(mem),
         r.GetValue(cpus),
         [.. (r.GetValue(cpuidMask) ?? []).Select(CpuidMask.Parse)],
+        r.GetValue(cpuidPolicy),
         deadline,
         r.GetValue(logLevel),
         r.GetValue(quiet),

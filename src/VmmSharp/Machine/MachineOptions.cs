@@ -57,8 +57,18 @@ public sealed record MachineOptions(string KernelPath)
     /// </summary>
     public int CpuCount { get; init; } = 1;
 
-    /// <summary>CPUID bits hidden from every vCPU (e.g. parsed with <see cref="CpuidMask.Parse"/>).</summary>
+    /// <summary>
+    /// CPUID bits hidden from every vCPU (e.g. parsed with <see cref="CpuidMask.Parse"/>), in addition to what
+    /// <see cref="CpuidPolicy"/> hides.
+    /// </summary>
     public IReadOnlyList<CpuidMask> CpuidMasks { get; init; } = [];
+
+    /// <summary>
+    /// What the machine hides from the guest's CPUID before <see cref="CpuidMasks"/>: by default what the host needs
+    /// (on PVM, the features a kernel would pick and the host cannot run: <see cref="CpuidPolicies.Pvm"/>);
+    /// <see cref="Arch.X86.CpuidPolicy.None"/> shows KVM's supported CPUID with only the explicit masks.
+    /// </summary>
+    public CpuidPolicy CpuidPolicy { get; init; } = CpuidPolicy.Auto;
 
     /// <summary>
     /// COM1's host side: where the guest's output goes and what feeds its input. Null for none: output is discarded

@@ -110,7 +110,13 @@ public sealed partial class PcMachine : IDisposable
                 // Emulation failures then come with the instruction's bytes.
                 _vm.Handle.EnableCapability(KvmCapability.ExitOnEmulationFailure, 1);
             }
-            _vm.CpuidMasks = options.CpuidMasks;
+            IReadOnlyList<HiddenCpuidFeature> hidden = CpuidPolicies.Hidden(options.CpuidPolicy, HostVirtualization.Kind);
+            _vm.CpuidMasks = [.. hidden.Select(h => h.Mask), .. options.CpuidMasks];
+            if (hidden.Count > 0 && _logger.IsEnabled(LogLevel.Debug))
+            {
+                string names = string.Join(", ", hidden.Select(h => h.Name));
+                LogCpuidPolicy(_logger, options.CpuidPolicy, HostVirtualization.Kind, names);
+            }
             _vm.CpuCount = options.CpuCount;
 
             Boot = LoadKernel(memory, kernel, initrd);

@@ -22,7 +22,7 @@ namespace VmmSharp.Emulation;
 public sealed class EmulationFallback
 {
     /// <summary>The state groups the fallback's portal transfers.</summary>
-    public const Mtd RequiredMtd = Mtd.Gpr | Mtd.CsSs | Mtd.DsEs | Mtd.FsGs | Mtd.Ldtr | Mtd.Gdtr | Mtd.Cr | Mtd.Efer | Mtd.Inj | Mtd.Qual;
+    public const Mtd RequiredMtd = Mtd.Gpr | Mtd.CsSs | Mtd.DsEs | Mtd.FsGs | Mtd.Ldtr | Mtd.Gdtr | Mtd.Idtr | Mtd.Cr | Mtd.Efer | Mtd.Inj | Mtd.Qual;
 
     private const uint EmulationFailure = 1;
 

@@ -66,7 +66,7 @@ internal static unsafe class AtomicCompareExchange128
         byte[] code = stream.ToArray();
 
         const nuint pageSize = 4096;
-        nint page = Libc.Mmap(0, pageSize, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS, -1, 0);
+        nint page = Libc.MmapAnonymous(0, pageSize, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS, -1, 0);
         if (page == Libc.MAP_FAILED)
         {
             int errno = Marshal.GetLastPInvokeError();

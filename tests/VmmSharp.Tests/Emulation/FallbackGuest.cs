@@ -56,7 +56,7 @@ internal sealed class FallbackGuest : IDisposable
     };
 
     public static FallbackGuest Create(GuestMode mode, bool paging, Action<Assembler> program, int vcpus = 1,
-        bool xsave = false, Mtd extraStartupMtd = Mtd.None, Action<VcpuState>? startup = null)
+        bool xsave = false, Mtd extraStartupMtd = Mtd.None, Action<VcpuState>? startup = null, Action? floatingPointError = null)
     {
         bool sse = mode == GuestMode.Protected32;
         bool paging32 = mode == GuestMode.Protected32 && paging;
@@ -86,7 +86,7 @@ internal sealed class FallbackGuest : IDisposable
             var mmio = new MmioBus();
             var device = new RecordingMmio();
             mmio.Register(MmioBase, 0x1000, device);
-            var fallback = new EmulationFallback(new GuestPhysicalSpace(run.Vm.Memory, mmio));
+            var fallback = new EmulationFallback(new GuestPhysicalSpace(run.Vm.Memory, mmio)) { FloatingPointError = floatingPointError };
             var guest = new FallbackGuest(run, fallback, mmio, device);
             guest.InstallHandlers(mode);
             if (mode == GuestMode.Protected32 && paging)

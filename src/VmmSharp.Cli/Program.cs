@@ -95,6 +95,14 @@ var recall = new Command("recall", "Time from Recall() on another thread to the 
 recall.Options.Add(recallsOption);
 recall.SetAction(r => Guarded(() => RecallBench.Run(r.GetValue(recallsOption))));
 bench.Subcommands.Add(recall);
+
+var emulatedOption = new Option<int>("--instructions") { Description = "Emulated instructions per round", DefaultValueFactory = _ => 5000 };
+var fallbackRounds = new Option<int>("--rounds") { Description = "Rounds per instruction (the median is reported)", DefaultValueFactory = _ => 5 };
+var fallbackBench = new Command("fallback", "Cost of an instruction the emulation fallback finishes (int3, cmpxchg16b) at CPL0");
+fallbackBench.Options.Add(emulatedOption);
+fallbackBench.Options.Add(fallbackRounds);
+fallbackBench.SetAction(r => Guarded(() => FallbackBench.Run(r.GetValue(emulatedOption), r.GetValue(fallbackRounds))));
+bench.Subcommands.Add(fallbackBench);
 root.Subcommands.Add(bench);
 
 ParseResult parsed = root.Parse(args);

@@ -23,7 +23,8 @@ public class ArchitectureTests
         ["Arch"] = ["Kvm", "Memory"],
         ["Vm"] = ["Interop", "Kvm", "Memory", "Dispatch", "Arch"],
         ["Boot"] = ["Memory", "Arch"],
-        ["Machine"] = ["Interop", "Memory", "Kvm", "Buses", "Dispatch", "Devices", "Arch", "Vm", "Boot"],
+        ["Emulation"] = ["Interop", "Kvm", "Memory", "Buses", "Dispatch"],
+        ["Machine"] = ["Interop", "Memory", "Kvm", "Buses", "Dispatch", "Devices", "Arch", "Vm", "Boot", "Emulation"],
     };
 
     private static readonly Assembly Library = typeof(VmmException).Assembly;

@@ -68,7 +68,8 @@ internal static class KernelCommand
         if (args.Stats)
         {
             Summary.Print($"{(failed ? "error: " : "")}{result.Reason}; status {result.ExitStatus}", result.Elapsed, result.ExitCounts,
-                $"{format} kernel{(output.DroppedBytes > 0 ? $", {output.DroppedBytes} bytes of console output dropped" : "")}");
+                $"{format} kernel{(output.DroppedBytes > 0 ? $", {output.DroppedBytes} bytes of console output dropped" : "")}",
+                result.EmulatedInstructions);
         }
         else if (failed)
         {

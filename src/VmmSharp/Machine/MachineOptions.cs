@@ -99,6 +99,12 @@ public sealed record MachineOptions(string KernelPath)
     public TimeSpan? Deadline { get; init; }
 
     /// <summary>
+    /// Whether instructions KVM's emulator cannot run are finished by the VMM (<see cref="Emulation.EmulationFallback"/>)
+    /// instead of ending the run with an error. On by default.
+    /// </summary>
+    public bool EmulationFallback { get; init; } = true;
+
+    /// <summary>
     /// When the last boot ends, <see cref="MachineRunner"/> hands the VM's kernel teardown to a helper process
     /// (<see cref="Vm.VirtualMachine.HandOffTeardown"/>), so that a command exiting right after does not wait for it.
     /// False by default: only for a process that is about to exit.

@@ -5,8 +5,8 @@
 #   <out>/bzImage, <out>/bzImage-acpi, <out>/config, <out>/config-acpi
 #   <out>/initramfs.cpio.gz  busybox-static + an /init that prints VMMSHARP-INIT-OK and powers off
 # Usage: scripts/linux-tiny.sh [out-dir]   (default: artifacts/linux-tiny)
-# Each build is cached in <out>/<key>/, key = sha256 of the fragments, this script, the source package's version
-# and the compiler's; a build whose key is there is not run again. Needs root for apt-get when packages are missing.
+# Each build is cached in <out>/<key>/, key = sha256 of the fragments, the source package's version, the compiler's
+# and RECIPE (bump it when the way a kernel is built here changes); a build whose key is there is not run again. Needs root for apt-get when packages are missing.
 # Environment: LINUX_TINY_JOBS (make -j, default: the number of CPUs).
 set -euo pipefail
 
@@ -17,6 +17,7 @@ SOURCE_PACKAGE=linux-source-6.1
 SOURCE_TARBALL=/usr/src/linux-source-6.1.tar.xz
 MARKER="VMMSHARP-INIT-OK"
 JOBS="${LINUX_TINY_JOBS:-$(nproc)}"
+RECIPE=1
 
 say() { printf 'linux-tiny: %s\n' "$*" >&2; }
 die() { printf 'linux-tiny: error: %s\n' "$*" >&2; exit 1; }
@@ -100,8 +101,8 @@ check_config() {
 build() {
     local variant="$1"; shift
     local key dir work started elapsed
-    key="$( { printf '%s\n' "$SOURCE_PACKAGE $VERSION" "$(gcc --version | head -n 1)" "$variant"
-              cat "$@" "$HERE/linux-tiny.sh"; } | sha256sum | cut -c1-16)"
+    key="$( { printf '%s\n' "$SOURCE_PACKAGE $VERSION" "$(gcc --version | head -n 1)" "recipe $RECIPE" "$variant"
+              cat "$@"; } | sha256sum | cut -c1-16)"
     dir="$OUT/$key"
     if [[ -f "$dir/complete" ]]; then
         say "$variant: cached in $dir (key $key)"

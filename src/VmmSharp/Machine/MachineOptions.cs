@@ -79,6 +79,12 @@ public sealed record MachineOptions(string KernelPath)
 
     /// <summary>How long <see cref="PcMachine.Run"/> lets the guest run; null for no limit.</summary>
     public TimeSpan? Deadline { get; init; }
+
+    /// <summary>
+    /// Whether instructions KVM's emulator cannot run are finished by the VMM (<see cref="Emulation.EmulationFallback"/>)
+    /// instead of ending the run with an error. On by default.
+    /// </summary>
+    public bool EmulationFallback { get; init; } = true;
 }
 
 /// <summary>What a guest's reset request does.</summary>

@@ -54,6 +54,9 @@ public sealed record MachineResult
     /// <summary>The events delivered to handlers, summed over the vCPUs (events that never happened are left out).</summary>
     public required IReadOnlyDictionary<VcpuEvent, long> ExitCounts { get; init; }
 
+    /// <summary>The instructions the emulation fallback finished for KVM, per mnemonic, most frequent first.</summary>
+    public IReadOnlyList<KeyValuePair<string, long>> EmulatedInstructions { get; init; } = [];
+
     /// <summary>The error behind a failure, if there was one.</summary>
     public Exception? Error { get; init; }
 }

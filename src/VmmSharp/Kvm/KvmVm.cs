@@ -5,7 +5,7 @@ using VmmSharp.Memory;
 namespace VmmSharp.Kvm;
 
 /// <summary>A KVM virtual machine: memory slots, the in-kernel irqchip and PIT, interrupt lines and vCPUs.</summary>
-public sealed unsafe class KvmVm : IDisposable
+public sealed unsafe partial class KvmVm : IDisposable
 {
     private readonly SafeFileDescriptor _fd;
     private uint _nextSlot;

@@ -40,8 +40,29 @@ var cpuidMask = new Option<string[]>("--cpuid-mask")
 var logLevel = new Option<LogLevel?>("--log-level") { Description = "Log VMM events at this level (Debug shows unhandled ports)" };
 var quiet = new Option<bool>("--quiet") { Description = "No summary after a guest that ended by itself" };
 var onReset = new Option<ResetAction>("--on-reset") { Description = "What a guest reset (i8042 0xfe) does: exit, or reboot on a fresh machine", DefaultValueFactory = _ => ResetAction.Exit };
+var rng = new Option<bool>("--rng") { Description = "Give the guest a virtio-rng entropy device (from the host's getrandom)" };
+var disk = new Option<DiskOptions[]>("--disk")
+{
+    Description = "A virtio-blk disk: PATH[,ro][,serial=ID], a raw image (repeatable; the guest's vda, vdb, ...)",
+    AllowMultipleArgumentsPerToken = false,
+    CustomParser = r =>
+    {
+        var disks = new List<DiskOptions>();
+        foreach (var token in r.Tokens)
+        {
+            if (!DiskArgument.TryParse(token.Value, out DiskOptions? d, out string? error))
+            {
+                r.AddError(error!);
+                return [];
+            }
+            disks.Add(d!);
+        }
+        return [.. disks];
+    },
+};
+var console = new Option<ConsoleDevice>("--console") { Description = "The guest console's device: serial (COM1, ttyS0) or virtio (hvc0; pass console=hvc0)", DefaultValueFactory = _ => ConsoleDevice.Serial };
 var run = new Command("run", "Run a guest: a kernel given with --kernel, else the built-in demo guest");
-foreach (Option option in new Option[] { kernel, initrd, cmdline, mem, cpus, cpuidMask, timeout, logLevel, quiet, onReset })
+foreach (Option option in new Option[] { kernel, initrd, cmdline, mem, cpus, cpuidMask, timeout, logLevel, quiet, onReset, rng, disk, console })
 {
     run.Options.Add(option);
 }
@@ -63,7 +84,10 @@ run.SetAction(r =>
         deadline,
         r.GetValue(logLevel),
         r.GetValue(quiet),
-        r.GetValue(onReset))));
+        r.GetValue(onReset),
+        r.GetValue(rng),
+        r.GetValue(disk) ?? [],
+        r.GetValue(console))));
 });
 root.Subcommands.Add(run);
 

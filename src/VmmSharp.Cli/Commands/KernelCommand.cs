@@ -18,7 +18,10 @@ internal static class KernelCommand
         TimeSpan? Deadline,
         LogLevel? LogLevel,
         bool Quiet,
-        ResetAction OnReset);
+        ResetAction OnReset,
+        bool Rng,
+        IReadOnlyList<DiskOptions> Disks,
+        ConsoleDevice Console);
 
     public static int Run(Arguments args)
     {
@@ -38,6 +41,9 @@ internal static class KernelCommand
             Deadline = args.Deadline,
             Logger = logging?.CreateLogger("vmm"),
             OnReset = args.OnReset,
+            Rng = args.Rng,
+            Disks = args.Disks,
+            Console = args.Console,
         };
         KernelFormat format = default;
         MachineResult result = MachineRunner.Run(options, machine => format = machine.Boot.Format);

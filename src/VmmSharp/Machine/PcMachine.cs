@@ -112,8 +112,13 @@ public sealed partial class PcMachine : IDisposable
             _vm.CpuidMasks = options.CpuidMasks;
             _vm.AnnouncedCpuCount = options.CpuCount;
 
-            Boot = LoadKernel(memory, kernel, initrd);
             _serialSink = options.SerialOutput ?? Console.OpenStandardOutput();
+            List<Devices.Virtio.VirtioDevice> virtio = CreateVirtioModels(options, _serialSink, _logger);
+            _virtioModels = virtio;
+            MmioDeviceSlot[] slots = VirtioSlots(virtio.Count);
+            CommandLine = options.VirtioOnCommandLine ? WithVirtioCommandLine(options.CommandLine, slots) : options.CommandLine;
+            Boot = LoadKernel(memory, kernel, initrd, slots);
+            AttachVirtio(virtio, slots);
             IoBus = new IoBus(_logger);
             Serial = new Serial8250(_serialSink, new KvmIrqLine(_vm.Handle, Com1Irq));
             IoBus.Register(Com1Port, Serial8250.PortCount, Serial);
@@ -128,7 +133,7 @@ public sealed partial class PcMachine : IDisposable
             {
                 CpuCount = (ushort)options.CpuCount,
                 RamSize = options.MemorySize,
-                CommandLine = options.CommandLine.Length == 0 ? null : options.CommandLine,
+                CommandLine = CommandLine.Length == 0 ? null : CommandLine,
                 CommandLineAddress = (uint)Boot.CommandLineAddress,
                 KernelAddress = (uint)Boot.KernelStart,
                 KernelSize = (uint)kernel.Length,
@@ -143,6 +148,7 @@ public sealed partial class PcMachine : IDisposable
         }
         catch
         {
+            DisposeVirtio();
             _vm.Dispose();
             throw;
         }
@@ -159,6 +165,9 @@ public sealed partial class PcMachine : IDisposable
 
     /// <summary>The options the machine was built from.</summary>
     public MachineOptions Options => _options;
+
+    /// <summary>The kernel command line as the guest gets it: the options' plus the virtio-mmio devices.</summary>
+    public string CommandLine { get; } = "";
 
     /// <summary>What the kernel loader did: the format, the entry state, the memory map, where things went.</summary>
     public BootResult Boot { get; }
@@ -188,8 +197,10 @@ public sealed partial class PcMachine : IDisposable
             ? new TerminalInput(FeedSerial, () => RequestStop(0, "stopped by the user (Ctrl-A x)"))
             : null;
         var clock = Stopwatch.StartNew();
+        _events?.Start();
         VcpuRunResult r = _vm.Run(_options.Deadline ?? Timeout.InfiniteTimeSpan, VcpuDispatcher.DefaultStackSize, out bool deadlinePassed);
         clock.Stop();
+        _events?.Stop(TimeSpan.FromSeconds(2));
 
         MachineResult result;
         if (_stop is { } stop)
@@ -234,6 +245,7 @@ public sealed partial class PcMachine : IDisposable
             return;
         }
         _disposed = true;
+        DisposeVirtio();
         _vm.Dispose();
     }
 
@@ -279,7 +291,7 @@ public sealed partial class PcMachine : IDisposable
         // The UART's FIFO takes what fits; offer the rest again while the guest drains it.
         while (!bytes.IsEmpty && _stop is null && !_disposed)
         {
-            int taken = Serial.EnqueueInput(bytes);
+            int taken = VirtioConsole is { } console ? console.EnqueueInput(bytes) : Serial.EnqueueInput(bytes);
             bytes = bytes[taken..];
             if (!bytes.IsEmpty)
             {
@@ -301,14 +313,15 @@ public sealed partial class PcMachine : IDisposable
         };
     }
 
-    private BootResult LoadKernel(GuestMemory memory, byte[] kernel, byte[] initrd)
+    private BootResult LoadKernel(GuestMemory memory, byte[] kernel, byte[] initrd, IReadOnlyList<MmioDeviceSlot> virtio)
     {
         var request = new BootRequest(kernel, _options.KernelPath)
         {
             Initrd = initrd,
             InitrdPath = _options.InitrdPath ?? "initrd",
-            CommandLine = _options.CommandLine,
+            CommandLine = CommandLine,
             CpuCount = _options.CpuCount,
+            VirtioMmioDevices = virtio,
         };
         try
         {
@@ -320,7 +333,7 @@ public sealed partial class PcMachine : IDisposable
         }
         catch (ArgumentException e) when (e is not ArgumentOutOfRangeException)
         {
-            throw MachineConfigurationException.FromArgument(nameof(MachineOptions.CommandLine), e, $"kernel command line of {_options.CommandLine.Length} characters: ");
+            throw MachineConfigurationException.FromArgument(nameof(MachineOptions.CommandLine), e, $"kernel command line of {CommandLine.Length} characters: ");
         }
     }
 

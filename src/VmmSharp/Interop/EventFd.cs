@@ -1,5 +1,4 @@
 using System.Runtime.InteropServices;
-using Microsoft.Win32.SafeHandles;
 
 namespace VmmSharp.Interop;
 
@@ -8,12 +7,12 @@ namespace VmmSharp.Interop;
 /// for a guest's queue notification (ioeventfd) and injects an interrupt when one is signalled (irqfd).
 /// </summary>
 /// <remarks>Non-blocking: <see cref="Consume"/> never waits. Signalling and consuming are safe from any thread.</remarks>
-public sealed unsafe class EventFd : SafeHandleZeroOrMinusOneIsInvalid
+public sealed unsafe class EventFd : SafeHandle
 {
     /// <summary>Creates an eventfd with a zero counter.</summary>
     /// <exception cref="VmmException">The kernel refused (e.g. out of file descriptors).</exception>
     public EventFd()
-        : base(ownsHandle: true)
+        : base(-1, ownsHandle: true)
     {
         int fd = Libc.EventFdCreate(0, Libc.EFD_CLOEXEC | Libc.EFD_NONBLOCK);
         if (fd < 0)
@@ -40,6 +39,9 @@ public sealed unsafe class EventFd : SafeHandleZeroOrMinusOneIsInvalid
         ulong value = 0;
         return Libc.Read(this, (byte*)&value, sizeof(ulong)) == sizeof(ulong) ? value : 0;
     }
+
+    /// <summary>Only -1 is invalid: 0 is a descriptor like any other.</summary>
+    public override bool IsInvalid => handle == -1;
 
     /// <inheritdoc/>
     protected override bool ReleaseHandle() => Libc.Close((int)handle) == 0;

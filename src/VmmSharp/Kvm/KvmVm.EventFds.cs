@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using VmmSharp.Interop;
 
 namespace VmmSharp.Kvm;
@@ -35,24 +34,20 @@ public sealed unsafe partial class KvmVm
     private void IoEventFd(EventFd eventFd, ulong address, uint length, uint flags)
     {
         ArgumentNullException.ThrowIfNull(eventFd);
-        bool vmRef = false, fdRef = false;
+        ObjectDisposedException.ThrowIf(_fd.IsClosed, this);
+        bool fdRef = false;
         try
         {
-            // Both descriptors stay open until KVM has taken its own reference.
-            _fd.DangerousAddRef(ref vmRef);
+            // The eventfd stays open until KVM has taken its own reference (the VM's handle is held by the marshaller).
             eventFd.DangerousAddRef(ref fdRef);
             var request = new KvmIoEventFd { Address = address, Length = length, Fd = (int)eventFd.DangerousGetHandle(), Flags = flags };
-            Check(Libc.Ioctl(_fd.Fd, KvmIoctl.IoEventFd, &request), KvmIoctl.IoEventFd, $"addr=0x{address:x} len={length} flags={flags}");
+            Check(Libc.Ioctl(_fd, KvmIoctl.IoEventFd, &request), KvmIoctl.IoEventFd, $"addr=0x{address:x} len={length} flags={flags}");
         }
         finally
         {
             if (fdRef)
             {
                 eventFd.DangerousRelease();
-            }
-            if (vmRef)
-            {
-                _fd.DangerousRelease();
             }
         }
     }
@@ -60,23 +55,19 @@ public sealed unsafe partial class KvmVm
     private void IrqFd(EventFd eventFd, uint gsi, uint flags)
     {
         ArgumentNullException.ThrowIfNull(eventFd);
-        bool vmRef = false, fdRef = false;
+        ObjectDisposedException.ThrowIf(_fd.IsClosed, this);
+        bool fdRef = false;
         try
         {
-            _fd.DangerousAddRef(ref vmRef);
             eventFd.DangerousAddRef(ref fdRef);
             var request = new KvmIrqFd { Fd = (uint)eventFd.DangerousGetHandle(), Gsi = gsi, Flags = flags };
-            Check(Libc.Ioctl(_fd.Fd, KvmIoctl.IrqFd, &request), KvmIoctl.IrqFd, $"gsi={gsi} flags={flags}");
+            Check(Libc.Ioctl(_fd, KvmIoctl.IrqFd, &request), KvmIoctl.IrqFd, $"gsi={gsi} flags={flags}");
         }
         finally
         {
             if (fdRef)
             {
                 eventFd.DangerousRelease();
-            }
-            if (vmRef)
-            {
-                _fd.DangerousRelease();
             }
         }
     }

@@ -135,7 +135,7 @@ public sealed partial class PcMachine
             }
             else
             {
-                irq = new KvmIrqLine(vm, slot.Gsi, IrqTrigger.Edge);
+                irq = IrqchipLine.For(vm, slot.Gsi);
             }
             var transport = new VirtioMmioTransport(models[i], _vm.Memory, slot.Address, irq);
             _virtio.Add(transport);

@@ -120,9 +120,9 @@ public sealed partial class PcMachine : IDisposable
             Boot = LoadKernel(memory, kernel, initrd, slots);
             AttachVirtio(virtio, slots);
             IoBus = new IoBus(_logger);
-            Serial = new Serial8250(_serialSink, new KvmIrqLine(_vm.Handle, Com1Irq));
+            Serial = new Serial8250(_serialSink, IrqchipLine.For(_vm.Handle, Com1Irq));
             IoBus.Register(Com1Port, Serial8250.PortCount, Serial);
-            var i8042 = new I8042(OnGuestReset, new KvmIrqLine(_vm.Handle, KeyboardIrq), new KvmIrqLine(_vm.Handle, AuxIrq));
+            var i8042 = new I8042(OnGuestReset, IrqchipLine.For(_vm.Handle, KeyboardIrq), IrqchipLine.For(_vm.Handle, AuxIrq));
             IoBus.Register(I8042.DataPortAddress, 1, i8042.DataPort);
             IoBus.Register(I8042.CommandPortAddress, 1, i8042.CommandPort);
             ulong below4G = Math.Min(options.MemorySize, Layout.MmioHoleStart);

@@ -9,6 +9,22 @@ namespace VmmSharp.Vm;
 /// A VM with its guest memory and its vCPUs, each run by a <see cref="VcpuDispatcher"/>.
 /// It owns the KVM handles and the memory it was given, and releases them on dispose.
 /// </summary>
+/// <remarks>
+/// <para>
+/// Ownership: the VM owns its <see cref="GuestMemory"/> from the call to <see cref="Create(GuestMemory, bool, KvmSystem)"/>
+/// on: it maps each region into a KVM memory slot, refuses <see cref="GuestMemory.Dispose"/> meanwhile, and unmaps the
+/// memory itself when it is disposed, but only once no vCPU can touch it any more (a vCPU still running at dispose
+/// defers that to the end of its run). If <c>Create</c> fails, it disposes the memory and the KVM system it was given,
+/// so a caller never has to clean up after a failed <c>Create</c>; memory that another VM owns is refused and left alone.
+/// </para>
+/// <para>
+/// Threading: <see cref="AddVcpu"/>, <see cref="Run(TimeSpan, int)"/>, the CPUID settings and <see cref="Dispose"/> belong
+/// to the thread that owns the VM (one at a time). <see cref="Recall"/> and <see cref="Release"/> may be called from any
+/// thread at any time, also after dispose (then they do nothing); <see cref="ExitCounts"/>, <see cref="Vcpus"/> and
+/// the indexer may be read from any thread once the vCPUs have been added; <see cref="Memory"/> follows
+/// <see cref="GuestMemory"/>'s rules.
+/// </para>
+/// </remarks>
 public sealed class VirtualMachine : IDisposable
 {
     private readonly List<VcpuDispatcher> _vcpus = [];
@@ -42,19 +58,44 @@ public sealed class VirtualMachine : IDisposable
     public int? AnnouncedCpuCount { get; set; }
 
     /// <summary>
-    /// Creates a VM over <paramref name="memory"/> (which it then owns), optionally with the in-kernel
-    /// irqchip and PIT.
+    /// Creates a VM over <paramref name="memory"/> (which it then owns, also if this fails), optionally with the
+    /// in-kernel irqchip and PIT.
     /// </summary>
     /// <exception cref="KvmUnavailableException">KVM cannot be used here; the message says why.</exception>
-    public static VirtualMachine Create(GuestMemory memory, bool irqchip = false) => Create(memory, irqchip, KvmSystem.Open());
+    public static VirtualMachine Create(GuestMemory memory, bool irqchip = false)
+    {
+        ArgumentNullException.ThrowIfNull(memory);
+        KvmSystem kvm;
+        try
+        {
+            kvm = KvmSystem.Open();
+        }
+        catch
+        {
+            memory.Dispose();
+            throw;
+        }
+        return Create(memory, irqchip, kvm);
+    }
 
     /// <summary>
-    /// Creates a VM over <paramref name="memory"/> with an already open <paramref name="kvm"/>; the VM then owns both.
+    /// Creates a VM over <paramref name="memory"/> with an already open <paramref name="kvm"/>; the VM then owns both,
+    /// and if this fails it disposes both.
     /// </summary>
+    /// <exception cref="InvalidOperationException">Another VM owns <paramref name="memory"/> (which is then left alone).</exception>
     public static VirtualMachine Create(GuestMemory memory, bool irqchip, KvmSystem kvm)
     {
         ArgumentNullException.ThrowIfNull(memory);
         ArgumentNullException.ThrowIfNull(kvm);
+        try
+        {
+            memory.ClaimForVm();
+        }
+        catch (InvalidOperationException) // owned by another VM, or disposed (ObjectDisposedException)
+        {
+            kvm.Dispose();
+            throw;
+        }
         KvmVm? vm = null;
         try
         {
@@ -65,7 +106,7 @@ public sealed class VirtualMachine : IDisposable
                 vm.SetTssAddress(0xfffb_d000);
             }
             // Memory before the irqchip: the other way round, KVM spends about 7 ms on the first memory slot.
-            vm.MapMemory(memory);
+            MapSlots(vm, memory);
             if (irqchip)
             {
                 vm.CreateIrqchip();
@@ -77,7 +118,18 @@ public sealed class VirtualMachine : IDisposable
         {
             vm?.Dispose();
             kvm.Dispose();
+            memory.ReleaseFromVm();
             throw;
+        }
+    }
+
+    /// <summary>Gives each region of <paramref name="memory"/> a memory slot of its own, read-only regions read-only.</summary>
+    private static void MapSlots(KvmVm vm, GuestMemory memory)
+    {
+        uint slot = 0;
+        foreach (GuestRegion region in memory.Regions)
+        {
+            vm.SetUserMemoryRegion(new KvmMemorySlot(slot++, region.GuestAddress, region.Size, region.HostAddress, region.ReadOnly));
         }
     }
 
@@ -162,7 +214,10 @@ public sealed class VirtualMachine : IDisposable
         return result;
     }
 
-    /// <inheritdoc/>
+    /// <summary>
+    /// Stops the vCPUs (waiting a bounded time), closes the vCPUs and the VM, and unmaps the guest memory once no vCPU
+    /// can touch it: at once if every vCPU has stopped, else when the last one's run ends.
+    /// </summary>
     public void Dispose()
     {
         if (_disposed)
@@ -171,25 +226,23 @@ public sealed class VirtualMachine : IDisposable
         }
         _disposed = true;
         StopAll();
-        bool allStopped = true;
+        // A vCPU still in its loop keeps its descriptor and kvm_run open until it leaves (SafeHandle references).
         foreach (VcpuDispatcher v in _vcpus)
         {
-            // Never unmap kvm_run under a thread that is still in it.
-            if (!v.IsStarted || v.Completion.IsCompleted)
-            {
-                v.Vcpu.Dispose();
-            }
-            else
-            {
-                allStopped = false;
-            }
+            v.Vcpu.Dispose();
         }
-        if (allStopped)
-        {
-            Handle.Dispose();
-            Memory.Dispose();
-        }
+        Handle.Dispose();
         Kvm.Dispose();
+        Task[] running = [.. _vcpus.Where(v => v.IsStarted && !v.Completion.IsCompleted).Select(v => v.Completion)];
+        if (running.Length == 0)
+        {
+            Memory.ReleaseFromVm();
+        }
+        else
+        {
+            _ = Task.WhenAll(running).ContinueWith(_ => Memory.ReleaseFromVm(), CancellationToken.None,
+                TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        }
     }
 
     private void StopAll()

@@ -1,17 +1,17 @@
-using VmmSharp.Devices;
-using VmmSharp.Kvm;
-
-namespace VmmSharp.Machine;
+namespace VmmSharp.Kvm;
 
 /// <summary>
-/// An interrupt line into KVM's in-kernel irqchip (<c>KVM_IRQ_LINE</c> on a GSI), for the device models.
+/// An interrupt line into KVM's in-kernel irqchip (<c>KVM_IRQ_LINE</c> on a GSI). The machine hands it to device
+/// models behind their own line interface.
 /// </summary>
 /// <remarks>
 /// ISA interrupts are edge-triggered: in <see cref="IrqTrigger.Edge"/> mode each rise of the device's level becomes
 /// one pulse (line up, then down), so a rise is never lost because the line was left high, and a fall is dropped.
 /// In <see cref="IrqTrigger.Level"/> mode the level is forwarded as it is.
+/// Threading: <see cref="Set"/> may be called from any thread. Once the VM is disposed it throws
+/// <see cref="ObjectDisposedException"/>: it never reaches a VM that later got the same descriptor number.
 /// </remarks>
-public sealed class KvmIrqLine : IIrqLine
+public sealed class KvmIrqLine
 {
     private readonly KvmVm _vm;
 
@@ -42,7 +42,10 @@ public sealed class KvmIrqLine : IIrqLine
 
     private long _raised;
 
-    /// <inheritdoc/>
+    /// <summary>Drives the line to <paramref name="level"/> (see the remarks for edge mode).</summary>
+    /// <param name="level">The device's new level.</param>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage(
+        "Naming", "CA1716:Identifiers should not match keywords", Justification = "Set is the hardware term for driving a line; VB is not a target.")]
     public void Set(bool level)
     {
         if (Trigger == IrqTrigger.Level)

@@ -250,6 +250,12 @@ public sealed unsafe partial class KvmVm : IDisposable
         }
     }
 
+    /// <summary>
+    /// Lets a helper process do the kernel's teardown of this VM after this process has exited, so that the exit does
+    /// not wait for it (see <see cref="Vm.VirtualMachine.HandOffTeardown"/>). True once the helper holds the VM.
+    /// </summary>
+    internal bool HandOffTeardown() => TeardownHelper.HandOff(_fd);
+
     /// <summary>Closes the VM descriptor (once every call in progress on it has returned). Any thread.</summary>
     public void Dispose() => _fd.Dispose();
 

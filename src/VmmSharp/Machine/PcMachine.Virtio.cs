@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using VmmSharp.Arch.X86;
 using VmmSharp.Buses;
 using VmmSharp.Devices;
+using VmmSharp.Devices.Consoles;
 using VmmSharp.Devices.Virtio;
 using VmmSharp.Devices.Virtio.Block;
 using VmmSharp.Devices.Virtio.Console;
@@ -30,7 +31,7 @@ public sealed partial class PcMachine
     /// <summary>The virtio-mmio devices, in slot order (the guest's virtio0, virtio1, …).</summary>
     public IReadOnlyList<VirtioMmioTransport> VirtioDevices => _virtio;
 
-    /// <summary>The virtio-console device when <see cref="MachineOptions.Console"/> is <see cref="ConsoleDevice.Virtio"/>.</summary>
+    /// <summary>The virtio-console device when <see cref="MachineOptions.ConsoleDevice"/> is <see cref="ConsoleDevice.Virtio"/>.</summary>
     public VirtioConsole? VirtioConsole { get; private set; }
 
     /// <summary>
@@ -39,12 +40,12 @@ public sealed partial class PcMachine
     /// </summary>
     public bool VirtioUsesEventFds { get; private set; }
 
-    private static List<VirtioDevice> CreateVirtioModels(MachineOptions options, Stream consoleOutput, ILogger logger)
+    private static List<VirtioDevice> CreateVirtioModels(MachineOptions options, ConsoleOutput consoleOutput, ILogger logger)
     {
         var models = new List<VirtioDevice>();
         try
         {
-            if (options.Console == ConsoleDevice.Virtio)
+            if (options.ConsoleDevice == ConsoleDevice.Virtio)
             {
                 models.Add(new VirtioConsole(consoleOutput, logger));
             }

@@ -57,7 +57,7 @@ public class MachineWiringTests
         Assert.Equal("", o.CommandLine);
         Assert.Null(o.InitrdPath);
         Assert.Null(o.Deadline);
-        Assert.False(o.SerialInput);
+        Assert.Null(o.Console);
         Assert.Equal(ResetAction.Exit, o.OnReset);
     }
 }

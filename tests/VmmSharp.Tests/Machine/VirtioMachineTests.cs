@@ -86,7 +86,6 @@ public class VirtioMachineTests
             using var machine = new PcMachine(new MachineOptions(kernel)
             {
                 Rng = true,
-                SerialOutput = Stream.Null,
                 Deadline = TimeSpan.FromSeconds(60),
             });
             MachineResult result = machine.Run();
@@ -118,7 +117,7 @@ public class VirtioMachineTests
         string kernel = GuestImages.Write(GuestImages.TripleFault(), "virtio-cmdline");
         try
         {
-            using var machine = new PcMachine(new MachineOptions(kernel) { Rng = true, CommandLine = "console=ttyS0", SerialOutput = Stream.Null });
+            using var machine = new PcMachine(new MachineOptions(kernel) { Rng = true, CommandLine = "console=ttyS0" });
             Assert.Equal("console=ttyS0 virtio_mmio.device=4K@0xd0000000:5", machine.CommandLine);
             Assert.Equal(machine.CommandLine, machine.Vm.Memory.ReadCString(machine.Boot.CommandLineAddress));
         }
@@ -138,7 +137,6 @@ public class VirtioMachineTests
             var e = Assert.Throws<MachineConfigurationException>(() => new PcMachine(new MachineOptions(kernel)
             {
                 Disks = [new DiskOptions("/nonexistent/disk.img")],
-                SerialOutput = Stream.Null,
             }));
             Assert.Contains("'/nonexistent/disk.img'", e.Message, StringComparison.Ordinal);
             Assert.DoesNotContain('\n', e.Message);

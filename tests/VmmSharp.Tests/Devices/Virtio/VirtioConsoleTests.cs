@@ -1,4 +1,5 @@
 using System.Text;
+using VmmSharp.Devices.Consoles;
 using VmmSharp.Devices.Virtio.Console;
 using VmmSharp.Devices.Virtio.Mmio;
 using VmmSharp.Memory;
@@ -13,12 +14,14 @@ public sealed class VirtioConsoleTests : IDisposable
 
     private readonly GuestMemory _memory = GuestMemory.WithRam(1 << 20);
     private readonly MemoryStream _output = new();
+    private readonly ConsoleOutput _consoleOutput;
     private readonly VirtioConsole _console;
     private readonly VirtioMmioTransport _transport;
 
     public VirtioConsoleTests()
     {
-        _console = new VirtioConsole(_output);
+        _consoleOutput = new ConsoleOutput(_output);
+        _console = new VirtioConsole(_consoleOutput);
         _transport = new VirtioMmioTransport(_console, _memory, 0xd000_0000, new RecordingIrqLine());
         var driver = new MmioDriver(_transport);
         Assert.True(driver.Negotiate(VmmSharp.Devices.Virtio.VirtioFeatures.Common));
@@ -31,6 +34,7 @@ public sealed class VirtioConsoleTests : IDisposable
     {
         _transport.Dispose();
         _console.Dispose();
+        _consoleOutput.Dispose();
         _memory.Dispose();
     }
 
@@ -46,6 +50,7 @@ public sealed class VirtioConsoleTests : IDisposable
 
         _transport.OnNotifyEvent();
 
+        Assert.True(_consoleOutput.Flush(TimeSpan.FromSeconds(10)));
         Assert.Equal("hello, hvc0\n", Encoding.ASCII.GetString(_output.ToArray()));
         Assert.Equal(1, tx.UsedIdx);
     }

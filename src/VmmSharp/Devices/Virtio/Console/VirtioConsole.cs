@@ -1,16 +1,17 @@
 using Microsoft.Extensions.Logging;
+using VmmSharp.Devices.Consoles;
 using VmmSharp.Devices.Virtio.Queues;
 
 namespace VmmSharp.Devices.Virtio.Console;
 
 /// <summary>
 /// virtio-console (virtio 1.2 §5.3) with one port and no optional features: the guest's hvc0. What the guest
-/// transmits goes to an output stream; <see cref="EnqueueInput"/> hands host bytes to the guest's receive buffers.
+/// transmits goes to a <see cref="ConsoleOutput"/>; <see cref="EnqueueInput"/> hands host bytes to the guest's receive buffers.
 /// </summary>
 /// <remarks>
-/// Output is written on the event loop's thread, so a slow output stream delays this device's queue (never a vCPU);
-/// a bounded, drained buffer in front of it is the machine's choice. Input is bounded by the guest's posted receive
-/// buffers: what does not fit is not taken, and the caller offers it again.
+/// Output goes into the console's bounded buffer, drained by its own thread: a stalled terminal never blocks the event
+/// loop (what does not fit is dropped and counted by the <see cref="ConsoleOutput"/>, as for COM1 without flow control).
+/// Input is bounded by the guest's posted receive buffers: what does not fit is not taken, and the caller offers it again.
 /// </remarks>
 public sealed class VirtioConsole : VirtioDevice
 {
@@ -20,14 +21,14 @@ public sealed class VirtioConsole : VirtioDevice
     private const int ReceiveQueue = 0, TransmitQueue = 1;
     private const int ConfigLength = 12;
 
-    private readonly Stream _output;
+    private readonly ConsoleOutput _output;
     private readonly DescriptorChain _chain = new(QueueSize);
     private readonly DescriptorChain _rxChain = new(QueueSize);
     private readonly Func<DescriptorChain, uint> _transmit;
     private readonly byte[] _copy = new byte[4096];
 
     /// <summary>Creates the device writing the guest's output to <paramref name="output"/> (not disposed by it).</summary>
-    public VirtioConsole(Stream output, ILogger? logger = null)
+    public VirtioConsole(ConsoleOutput output, ILogger? logger = null)
         : base(VirtioDeviceType.Console, 0, [QueueSize, QueueSize], logger)
     {
         ArgumentNullException.ThrowIfNull(output);
@@ -100,7 +101,6 @@ public sealed class VirtioConsole : VirtioDevice
         if (queue == TransmitQueue)
         {
             Drain(TransmitQueue, _chain, _transmit);
-            _output.Flush();
         }
         // Receive buffers posted: nothing to do until input arrives.
     }
@@ -118,7 +118,7 @@ public sealed class VirtioConsole : VirtioDevice
                 {
                     return 0;
                 }
-                _output.Write(_copy, 0, n);
+                _output.Write(_copy.AsSpan(0, n));
                 address += (ulong)n;
                 remaining -= (uint)n;
             }

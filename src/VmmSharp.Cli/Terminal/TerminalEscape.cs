@@ -1,11 +1,11 @@
-namespace VmmSharp.Host;
+namespace VmmSharp.Cli.Terminal;
 
 /// <summary>
 /// QEMU's console escape, as a pure filter over typed bytes: Ctrl-A then <c>x</c> asks to quit, Ctrl-A twice sends
 /// one Ctrl-A to the guest, and Ctrl-A followed by anything else is swallowed, as QEMU does for unknown escapes.
 /// </summary>
 /// <remarks>The escape may straddle calls: a Ctrl-A at the end of one chunk pairs with the first byte of the next.</remarks>
-public sealed class TerminalEscape
+internal sealed class TerminalEscape
 {
     /// <summary>Ctrl-A, the escape byte.</summary>
     public const byte EscapeByte = 0x01;

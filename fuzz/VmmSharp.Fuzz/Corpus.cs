@@ -1,0 +1,37 @@
+namespace VmmSharp.Fuzz;
+
+/// <summary>Reading fuzz inputs and writing the seed corpus.</summary>
+internal static class Corpus
+{
+    /// <summary>The largest input a target is given; afl-fuzz's own limit is 1 MiB.</summary>
+    public const int MaxInput = 1 << 20;
+
+    public static byte[] ReadAll(Stream stream)
+    {
+        using var buffer = new MemoryStream();
+        stream.CopyTo(buffer);
+        return buffer.Length > MaxInput ? buffer.GetBuffer().AsSpan(0, MaxInput).ToArray() : buffer.ToArray();
+    }
+
+    /// <summary>Writes each target's seeds to <paramref name="root"/>/NAME/, replacing the folder's old contents.</summary>
+    public static int WriteSeeds(string root)
+    {
+        foreach (IFuzzTarget target in FuzzTargets.All)
+        {
+            string dir = Path.Combine(root, target.Name);
+            if (Directory.Exists(dir))
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+            Directory.CreateDirectory(dir);
+            int count = 0;
+            foreach ((string name, byte[] data) in target.Seeds())
+            {
+                File.WriteAllBytes(Path.Combine(dir, name), data);
+                count++;
+            }
+            Console.WriteLine($"{dir}: {count} seed(s)");
+        }
+        return 0;
+    }
+}

@@ -1,3 +1,4 @@
+using VmmSharp.Devices.Consoles;
 using VmmSharp.Devices.Legacy;
 using VmmSharp.Fuzz.Support;
 
@@ -15,7 +16,8 @@ internal sealed class Serial8250Target : IFuzzTarget
 
     public void Run(ReadOnlySpan<byte> input)
     {
-        var serial = new Serial8250(Stream.Null, new RecordingIrqLine());
+        using var output = new ConsoleOutput(Stream.Null);
+        var serial = new Serial8250(output, new RecordingIrqLine());
         Span<byte> bytes = stackalloc byte[4];
         foreach (PortOp op in PortProgram.Decode(input))
         {

@@ -39,6 +39,9 @@ public sealed class VirtioConsole : VirtioDevice
     /// <inheritdoc/>
     public override int ConfigSize => ConfigLength;
 
+    /// <summary>How many bytes the guest has transmitted.</summary>
+    public long BytesTransmitted { get; private set; }
+
     /// <summary>
     /// Puts as much of <paramref name="input"/> as the guest's receive buffers hold into them; returns how many bytes
     /// were taken (0 while the driver is not ready or has posted no buffers). Safe from any thread.
@@ -119,6 +122,7 @@ public sealed class VirtioConsole : VirtioDevice
                     return 0;
                 }
                 _output.Write(_copy.AsSpan(0, n));
+                BytesTransmitted += n;
                 address += (ulong)n;
                 remaining -= (uint)n;
             }

@@ -10,6 +10,7 @@ namespace VmmSharp.Tests.Cli;
 internal sealed partial class StalledPipe : IDisposable
 {
     private const int O_RDONLY = 0, O_NONBLOCK = 0x800, O_CLOEXEC = 0x80000, F_SETPIPE_SZ = 1031;
+    private const nuint FIONREAD = 0x541b;
 
     private readonly SafeFileHandle _readEnd;
 
@@ -25,6 +26,16 @@ internal sealed partial class StalledPipe : IDisposable
 
     public string Path { get; }
 
+    /// <summary>How many bytes wait in the pipe (it takes a little less than 4 KiB before a writer waits).</summary>
+    public unsafe int Queued
+    {
+        get
+        {
+            int queued = 0;
+            return Ioctl(_readEnd, FIONREAD, &queued) == 0 ? queued : -1;
+        }
+    }
+
     public void Dispose()
     {
         _readEnd.Dispose();
@@ -36,6 +47,9 @@ internal sealed partial class StalledPipe : IDisposable
 
     [LibraryImport("libc.so.6", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Open(string path, int flags);
+
+    [LibraryImport("libc.so.6", EntryPoint = "ioctl", SetLastError = true)]
+    private static unsafe partial int Ioctl(SafeFileHandle fd, nuint request, int* value);
 
     [LibraryImport("libc.so.6", EntryPoint = "fcntl", SetLastError = true)]
     private static partial int Fcntl(SafeFileHandle fd, int command, int argument);

@@ -191,6 +191,46 @@ public class VmmCommandTests
         }
     }
 
+    [Fact]
+    public void CtrlAXOnTheTerminalEndsARunWhoseStdoutIsStalled()
+    {
+        KvmRequirement.Ensure();
+        string path = GuestImages.Write(ConsoleTests.SpamKernel(), "spam-ctrl-a-x");
+        using var pipe = new StalledPipe();
+        using var pty = Terminal.Pty.Open();
+        try
+        {
+            var start = new ProcessStartInfo("/bin/sh") { RedirectStandardError = true };
+            start.ArgumentList.Add("-c");
+            start.ArgumentList.Add("exec dotnet \"$0\" run --kernel \"$1\" --timeout 60 < \"$2\" > \"$3\"");
+            start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "vmm.dll"));
+            start.ArgumentList.Add(path);
+            start.ArgumentList.Add(pty.Path);
+            start.ArgumentList.Add(pipe.Path);
+            using Process process = Process.Start(start)!;
+            Task<string> stderr = process.StandardError.ReadToEndAsync();
+            // The guest runs and stdout is stalled; the terminal is in raw mode, so the escape reaches vmm as typed.
+            Assert.True(SpinWait.SpinUntil(() => pipe.Queued >= 2048 || process.HasExited, TimeSpan.FromSeconds(30)), "the guest's output never reached stdout");
+            Thread.Sleep(500); // the guest fills the pipe and goes on into vmm's buffer
+            Assert.Equal(0u, pty.LocalFlags() & 0x2);
+            pty.Type(0x01, (byte)'x');
+            bool ended = process.WaitForExit(TimeSpan.FromSeconds(20));
+            if (!ended)
+            {
+                process.Kill(entireProcessTree: true);
+            }
+            Assert.True(ended, "Ctrl-A x did not end a run whose stdout was stalled");
+            Assert.True(process.ExitCode == 0, stderr.Result);
+            Assert.NotEqual(0u, pty.LocalFlags() & 0x2); // the terminal is back in canonical mode
+            // The pipe really was stalled: the guest's last output could not be written.
+            Assert.Contains("did not reach standard output", stderr.Result, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
     [Theory]
     [InlineData("--kernel /nonexistent/kernel", "kernel image '/nonexistent/kernel' not found")]
     [InlineData("--kernel /dev/zero", "kernel image '/dev/zero' is a character device, not a regular file")]

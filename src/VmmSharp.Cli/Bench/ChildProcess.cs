@@ -13,10 +13,11 @@ internal static unsafe partial class ChildProcess
 {
     /// <summary>What one run showed.</summary>
     /// <param name="MarkerAfter">Time from spawning to the marker on stdout, or null if it never came.</param>
+    /// <param name="ExitedAfter">Time from spawning until <c>wait4</c> reaped it: what a parent waiting for the command sees.</param>
     /// <param name="PeakRssKiB">The child's peak resident set size.</param>
     /// <param name="ExitStatus">Its exit status, or 128 + signal.</param>
     /// <param name="Output">What it printed.</param>
-    public sealed record Result(TimeSpan? MarkerAfter, long PeakRssKiB, int ExitStatus, string Output);
+    public sealed record Result(TimeSpan? MarkerAfter, TimeSpan ExitedAfter, long PeakRssKiB, int ExitStatus, string Output);
 
     /// <summary>Runs <paramref name="argv"/> until it exits, killing it after <paramref name="deadline"/>.</summary>
     public static Result Run(string[] argv, string marker, TimeSpan deadline)
@@ -103,8 +104,9 @@ internal static unsafe partial class ChildProcess
         int status;
         byte* usage = stackalloc byte[144]; // struct rusage; ru_maxrss (KiB) at offset 32
         _ = Wait4(pid, &status, 0, usage);
+        TimeSpan exitedAfter = Stopwatch.GetElapsedTime(start);
         int exit = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f);
-        return new Result(markerAfter, *(long*)(usage + 32), exit, output.ToString());
+        return new Result(markerAfter, exitedAfter, *(long*)(usage + 32), exit, output.ToString());
     }
 
     // The few libc calls the benchmark's child process needs; the library's own interop is not its business.

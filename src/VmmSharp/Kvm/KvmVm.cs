@@ -10,7 +10,7 @@ namespace VmmSharp.Kvm;
 /// one thread at a time. After <see cref="Dispose"/> every member throws <see cref="ObjectDisposedException"/>;
 /// a call in progress keeps the descriptor open until it returns.
 /// </remarks>
-public sealed unsafe class KvmVm : IDisposable
+public sealed unsafe partial class KvmVm : IDisposable
 {
     private readonly SafeFileDescriptor _fd;
     private readonly List<(uint First, uint Count)> _trappedMsrs = [];
@@ -249,6 +249,12 @@ public sealed unsafe class KvmVm : IDisposable
             throw;
         }
     }
+
+    /// <summary>
+    /// Lets a helper process do the kernel's teardown of this VM after this process has exited, so that the exit does
+    /// not wait for it (see <see cref="Vm.VirtualMachine.HandOffTeardown"/>). True once the helper holds the VM.
+    /// </summary>
+    internal bool HandOffTeardown() => TeardownHelper.HandOff(_fd);
 
     /// <summary>Closes the VM descriptor (once every call in progress on it has returned). Any thread.</summary>
     public void Dispose() => _fd.Dispose();

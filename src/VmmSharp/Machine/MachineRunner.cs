@@ -26,12 +26,18 @@ public static class MachineRunner
         for (int reboots = 0; ; reboots++)
         {
             MachineResult result;
+            bool rebootAsked;
             using (var machine = new PcMachine(options))
             {
                 onBoot?.Invoke(machine);
                 result = machine.Run();
+                rebootAsked = result.Outcome == MachineOutcome.Reset && options.OnReset == ResetAction.Reboot;
+                bool last = !rebootAsked || reboots == options.MaxReboots;
+                if (last && options.HandOffTeardown && !machine.Vm.HandOffTeardown())
+                {
+                    options.Logger?.LogTeardownNotHandedOff();
+                }
             }
-            bool rebootAsked = result.Outcome == MachineOutcome.Reset && options.OnReset == ResetAction.Reboot;
             if (rebootAsked && reboots == options.MaxReboots)
             {
                 return result with

@@ -23,7 +23,9 @@ public class ArchitectureTests
         ["Arch"] = ["Kvm", "Memory"],
         ["Vm"] = ["Interop", "Kvm", "Memory", "Dispatch", "Arch"],
         ["Boot"] = ["Memory", "Arch"],
-        ["Machine"] = ["Interop", "Memory", "Kvm", "Buses", "Dispatch", "Devices", "Arch", "Vm", "Boot"],
+        ["Events"] = ["Interop"],
+        ["Emulation"] = ["Interop", "Kvm", "Memory", "Buses", "Dispatch", "Arch"],
+        ["Machine"] = ["Interop", "Memory", "Kvm", "Buses", "Dispatch", "Devices", "Arch", "Vm", "Boot", "Events", "Emulation"],
     };
 
     private static readonly Assembly Library = typeof(VmmException).Assembly;

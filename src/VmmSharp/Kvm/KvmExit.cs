@@ -7,6 +7,7 @@ namespace VmmSharp.Kvm;
 /// allocates nothing. Only the fields of its <see cref="Reason"/> are set, the others are zero. A dispatcher's
 /// handlers get the writable views of <c>VcpuState</c> instead.
 /// </summary>
+/// <remarks>Threading: a copy; any thread may read it.</remarks>
 public readonly struct KvmExit
 {
     /// <summary>The exit reason, one of the <see cref="KvmExitReason"/> values.</summary>

@@ -1,4 +1,5 @@
 using CsCheck;
+using VmmSharp.Devices.Consoles;
 using VmmSharp.Devices.Legacy;
 
 namespace VmmSharp.Tests.Devices;
@@ -53,7 +54,8 @@ public sealed class Serial8250PropertyTests
         AnyStep.Array[1, 80].Sample(steps =>
         {
             var irq = new RecordingIrqLine();
-            Serial8250 uart = CreateUart(irq);
+            using var output = new ConsoleOutput(Stream.Null);
+            using var uart = new Serial8250(output, irq);
             var model = new Model();
             int counter = 0;
             foreach (Step step in steps)
@@ -63,8 +65,6 @@ public sealed class Serial8250PropertyTests
             }
         });
     }
-
-    private static Serial8250 CreateUart(RecordingIrqLine irq) => new(Stream.Null, irq);
 
     private static void Run(Serial8250 uart, Model model, Step step, ref int counter)
     {

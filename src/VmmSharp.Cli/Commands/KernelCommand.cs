@@ -29,7 +29,10 @@ internal static class KernelCommand
         LogLevel? LogLevel,
         bool Stats,
         ResetAction OnReset,
-        int MaxReboots);
+        int MaxReboots,
+        bool Rng,
+        IReadOnlyList<DiskOptions> Disks,
+        ConsoleDevice ConsoleDevice);
 
     public static int Run(Arguments args)
     {
@@ -56,6 +59,9 @@ internal static class KernelCommand
             Logger = logging?.CreateLogger("vmm"),
             OnReset = args.OnReset,
             MaxReboots = args.MaxReboots,
+            Rng = args.Rng,
+            Disks = args.Disks,
+            ConsoleDevice = args.ConsoleDevice,
             // vmm exits right after: KVM's teardown of the VM (15-35 ms here) happens in a helper, off the exit path.
             HandOffTeardown = true,
         };
@@ -68,7 +74,8 @@ internal static class KernelCommand
         if (args.Stats)
         {
             Summary.Print($"{(failed ? "error: " : "")}{result.Reason}; status {result.ExitStatus}", result.Elapsed, result.ExitCounts,
-                $"{format} kernel{(output.DroppedBytes > 0 ? $", {output.DroppedBytes} bytes of console output dropped" : "")}");
+                $"{format} kernel{(output.DroppedBytes > 0 ? $", {output.DroppedBytes} bytes of console output dropped" : "")}",
+                result.EmulatedInstructions);
         }
         else if (failed)
         {

@@ -347,6 +347,19 @@ public sealed unsafe class VcpuState
         Injected = true;
     }
 
+    /// <summary>
+    /// Delivers software interrupt <paramref name="vector"/> (what <c>INT n</c> does) through the guest's IDT on reply
+    /// (group <see cref="Mtd.Inj"/>). RIP must already point past the <c>INT n</c>: that is the return address pushed.
+    /// Works with and without the in-kernel irqchip.
+    /// </summary>
+    public void InjectSoftwareInterrupt(byte vector)
+    {
+        ref KvmVcpuEvents e = ref EventsW(Mtd.Inj);
+        e.InterruptInjected = 1;
+        e.InterruptNr = vector;
+        e.InterruptSoft = 1;
+    }
+
     // ---- The exit (group QUAL) ----
 
     /// <summary>The port-I/O exit being handled (group <see cref="Mtd.Qual"/>).</summary>

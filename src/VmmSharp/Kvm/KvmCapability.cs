@@ -31,8 +31,14 @@ public enum KvmCapability
     /// <summary>KVM_SET_GUEST_DEBUG (single-step and breakpoints).</summary>
     SetGuestDebug = 23,
 
+    /// <summary>KVM_IRQFD: an eventfd that injects an interrupt on a GSI when signalled.</summary>
+    Irqfd = 32,
+
     /// <summary>The in-kernel PIT, second version.</summary>
     Pit2 = 33,
+
+    /// <summary>KVM_IOEVENTFD: a guest write to an address signals an eventfd instead of exiting.</summary>
+    Ioeventfd = 36,
 
     /// <summary>KVM_SET_IDENTITY_MAP_ADDR.</summary>
     SetIdentityMapAddr = 37,
@@ -45,6 +51,12 @@ public enum KvmCapability
 
     /// <summary>The maximum number of vCPUs.</summary>
     MaxVcpus = 66,
+
+    /// <summary>The XSAVE state ioctls (<c>KVM_GET_XSAVE</c>/<c>KVM_SET_XSAVE</c>).</summary>
+    Xsave = 55,
+
+    /// <summary>The extended control registers ioctls (<c>KVM_GET_XCRS</c>/<c>KVM_SET_XCRS</c>).</summary>
+    Xcrs = 56,
 
     /// <summary>Register state shared through <c>kvm_run</c> (<c>kvm_valid_regs</c>/<c>kvm_dirty_regs</c>).</summary>
     SyncRegs = 74,

@@ -237,6 +237,56 @@ public struct KvmFpu
     private uint _pad2;
 }
 
+/// <summary>
+/// <c>struct kvm_xsave</c>: the vCPU's XSAVE area, 4 KiB in the standard (non-compacted) layout: the legacy
+/// FXSAVE region at 0, the XSAVE header at 512, each further component at the offset CPUID leaf 0xD gives.
+/// </summary>
+[InlineArray(Size)]
+public struct KvmXsave
+{
+    /// <summary>The size of the area in bytes.</summary>
+    public const int Size = 4096;
+
+    private byte _element0;
+}
+
+/// <summary><c>struct kvm_xcr</c>: one extended control register.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct KvmXcr
+{
+    /// <summary>The register's index (0 for XCR0).</summary>
+    public uint Index;
+    private uint _reserved;
+    /// <summary>Its value.</summary>
+    public ulong Value;
+}
+
+/// <summary>The sixteen <see cref="KvmXcr"/> slots of <see cref="KvmXcrs"/>.</summary>
+[InlineArray(16)]
+public struct KvmXcrArray
+{
+    private KvmXcr _element0;
+}
+
+/// <summary><c>struct kvm_xcrs</c>: the vCPU's extended control registers.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct KvmXcrs
+{
+    /// <summary>How many of <see cref="Xcrs"/> are valid.</summary>
+    public uint Count;
+    /// <summary>Flags (none defined).</summary>
+    public uint Flags;
+    /// <summary>The registers.</summary>
+    public KvmXcrArray Xcrs;
+    private XcrPadding _padding;
+
+    [InlineArray(16)]
+    private struct XcrPadding
+    {
+        private ulong _element0;
+    }
+}
+
 /// <summary><c>struct kvm_cpuid_entry2</c>: one CPUID leaf.</summary>
 /// <remarks>Threading: a plain value, copied on assignment; no thread affinity.</remarks>
 [StructLayout(LayoutKind.Sequential)]

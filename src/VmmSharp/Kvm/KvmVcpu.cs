@@ -235,6 +235,42 @@ public sealed unsafe class KvmVcpu : IDisposable
         }
     }
 
+    /// <summary>Reads the XSAVE state, in the standard (non-compacted) XSAVE layout (<c>KVM_GET_XSAVE</c>).</summary>
+    public void GetXsave(out KvmXsave xsave)
+    {
+        fixed (KvmXsave* p = &xsave)
+        {
+            StateIoctl(KvmIoctl.GetXsave, p);
+        }
+    }
+
+    /// <summary>Writes the XSAVE state, in the standard (non-compacted) XSAVE layout (<c>KVM_SET_XSAVE</c>).</summary>
+    public void SetXsave(in KvmXsave xsave)
+    {
+        fixed (KvmXsave* p = &xsave)
+        {
+            StateIoctl(KvmIoctl.SetXsave, p);
+        }
+    }
+
+    /// <summary>Reads the extended control registers (<c>KVM_GET_XCRS</c>).</summary>
+    public void GetXcrs(out KvmXcrs xcrs)
+    {
+        fixed (KvmXcrs* p = &xcrs)
+        {
+            StateIoctl(KvmIoctl.GetXcrs, p);
+        }
+    }
+
+    /// <summary>Writes the extended control registers (<c>KVM_SET_XCRS</c>).</summary>
+    public void SetXcrs(in KvmXcrs xcrs)
+    {
+        fixed (KvmXcrs* p = &xcrs)
+        {
+            StateIoctl(KvmIoctl.SetXcrs, p);
+        }
+    }
+
     /// <summary>Reads the MSRs named in <paramref name="indices"/> into <paramref name="values"/> (<c>KVM_GET_MSRS</c>).</summary>
     public void GetMsrs(ReadOnlySpan<uint> indices, Span<ulong> values)
     {

@@ -8,6 +8,7 @@ using VmmSharp.Buses;
 using VmmSharp.Devices.Consoles;
 using VmmSharp.Devices.Legacy;
 using VmmSharp.Dispatch;
+using VmmSharp.Emulation;
 using VmmSharp.Kvm;
 using VmmSharp.Memory;
 using VmmSharp.Vm;
@@ -35,6 +36,9 @@ namespace VmmSharp.Machine;
 /// </remarks>
 public sealed partial class PcMachine : IDisposable
 {
+    /// <summary>The emulation fallback's counts so far (null when <see cref="MachineOptions.EmulationFallback"/> is off).</summary>
+    public EmulationStatistics? EmulationStatistics => _fallback?.Statistics;
+
     /// <summary>COM1's base port.</summary>
     public const ushort Com1Port = 0x3f8;
 
@@ -47,11 +51,15 @@ public sealed partial class PcMachine : IDisposable
     /// <summary>The mouse's ISA IRQ.</summary>
     public const uint AuxIrq = 12;
 
+    /// <summary>The ISA IRQ of the x87's legacy error signal (FERR#), raised for an x87 error while CR0.NE is clear.</summary>
+    public const uint FpuErrorIrq = 13;
+
     private const uint MpStateUninitialized = 1;
 
     private readonly MachineOptions _options;
     private readonly ILogger _logger;
     private readonly VirtualMachine _vm;
+    private readonly EmulationFallback? _fallback;
     private readonly ConsoleOutput? _ownOutput;
     private StopRequest? _stop;
     private int _runs;
@@ -110,6 +118,18 @@ public sealed partial class PcMachine : IDisposable
                 // Emulation failures then come with the instruction's bytes.
                 _vm.Handle.EnableCapability(KvmCapability.ExitOnEmulationFailure, 1);
             }
+            if (options.EmulationFallback)
+            {
+                IrqchipLine ferr = IrqchipLine.For(_vm.Handle, FpuErrorIrq);
+                _fallback = new EmulationFallback(new GuestPhysicalSpace(memory))
+                {
+                    FloatingPointError = () =>
+                    {
+                        ferr.Set(true);
+                        ferr.Set(false);
+                    },
+                };
+            }
             IReadOnlyList<HiddenCpuidFeature> hidden = CpuidPolicies.Hidden(options.CpuidPolicy, HostVirtualization.Kind);
             _vm.CpuidMasks = [.. hidden.Select(h => h.Mask), .. options.CpuidMasks];
             if (hidden.Count > 0 && _logger.IsEnabled(LogLevel.Debug))
@@ -119,8 +139,13 @@ public sealed partial class PcMachine : IDisposable
             }
             _vm.CpuCount = options.CpuCount;
 
-            Boot = LoadKernel(memory, kernel, initrd);
             ConsoleOutput output = options.Console?.Output ?? (_ownOutput = new ConsoleOutput(Stream.Null, ConsoleOutput.SpaceThreshold));
+            List<Devices.Virtio.VirtioDevice> virtio = CreateVirtioModels(options, output, _logger);
+            _virtioModels = virtio;
+            MmioDeviceSlot[] slots = VirtioSlots(virtio.Count);
+            CommandLine = options.VirtioOnCommandLine ? WithVirtioCommandLine(options.CommandLine, slots) : options.CommandLine;
+            Boot = LoadKernel(memory, kernel, initrd, slots);
+            AttachVirtio(virtio, slots);
             IoBus = new IoBus(_logger);
             Serial = new Serial8250(output, IrqchipLine.For(_vm.Handle, Com1Irq));
             IoBus.Register(Com1Port, Serial8250.PortCount, Serial);
@@ -135,7 +160,7 @@ public sealed partial class PcMachine : IDisposable
             {
                 CpuCount = (ushort)options.CpuCount,
                 RamSize = options.MemorySize,
-                CommandLine = options.CommandLine.Length == 0 ? null : options.CommandLine,
+                CommandLine = CommandLine.Length == 0 ? null : CommandLine,
                 CommandLineAddress = (uint)Boot.CommandLineAddress,
                 KernelAddress = (uint)Boot.KernelStart,
                 KernelSize = (uint)kernel.Length,
@@ -151,6 +176,7 @@ public sealed partial class PcMachine : IDisposable
         catch
         {
             Serial?.Dispose();
+            DisposeVirtio();
             _ownOutput?.Dispose();
             _vm.Dispose();
             throw;
@@ -168,6 +194,9 @@ public sealed partial class PcMachine : IDisposable
 
     /// <summary>The options the machine was built from.</summary>
     public MachineOptions Options => _options;
+
+    /// <summary>The kernel command line as the guest gets it: the options' plus the virtio-mmio devices.</summary>
+    public string CommandLine { get; } = "";
 
     /// <summary>What the kernel loader did: the format, the entry state, the memory map, where things went.</summary>
     public BootResult Boot { get; }
@@ -198,6 +227,7 @@ public sealed partial class PcMachine : IDisposable
         var clock = Stopwatch.StartNew();
         VcpuRunResult r;
         bool deadlinePassed;
+        _events?.Start();
         try
         {
             r = _vm.Run(_options.Deadline ?? Timeout.InfiniteTimeSpan, VcpuDispatcher.DefaultStackSize, out deadlinePassed);
@@ -205,6 +235,7 @@ public sealed partial class PcMachine : IDisposable
         finally
         {
             clock.Stop();
+            _events?.Stop(TimeSpan.FromSeconds(2));
             // First cut the input off from this machine, then stop it: a reader thread that is slow to end finds
             // the receiver inert and never reaches the machine after Dispose.
             receiver.Close();
@@ -256,6 +287,7 @@ public sealed partial class PcMachine : IDisposable
         _disposed = true;
         // Detach COM1 from the console first: its writer thread must not raise an interrupt on a VM being torn down.
         Serial.Dispose();
+        DisposeVirtio();
         _ownOutput?.Dispose();
         _vm.Dispose();
     }
@@ -269,7 +301,10 @@ public sealed partial class PcMachine : IDisposable
         ok &= vcpu.Register(VcpuEvent.Io, Mtd.Qual, OnIo);
         ok &= vcpu.Register(VcpuEvent.Mmio, Mtd.Qual, OnMmio);
         ok &= vcpu.Register(VcpuEvent.Shutdown, Mtd.Rip, OnShutdown);
-        ok &= vcpu.Register(VcpuEvent.InternalError, Mtd.Qual, OnInternalError);
+        // Emulation failures go to the fallback; every other internal error, and what it cannot emulate, to OnInternalError.
+        ok &= _fallback is null
+            ? vcpu.Register(VcpuEvent.InternalError, Mtd.Qual, OnInternalError)
+            : _fallback.Register(vcpu, OnInternalError, Mtd.Qual);
         ok &= vcpu.Register(VcpuEvent.EntryFailure, Mtd.Qual, OnEntryFailure);
         ok &= vcpu.Register(VcpuEvent.SystemEvent, Mtd.Qual, OnSystemEvent);
         if (!ok)
@@ -306,18 +341,20 @@ public sealed partial class PcMachine : IDisposable
             Reason = reason,
             Elapsed = elapsed,
             ExitCounts = _vm.ExitCounts(),
+            EmulatedInstructions = _fallback?.Statistics.Snapshot() ?? [],
             Error = error,
         };
     }
 
-    private BootResult LoadKernel(GuestMemory memory, byte[] kernel, byte[] initrd)
+    private BootResult LoadKernel(GuestMemory memory, byte[] kernel, byte[] initrd, IReadOnlyList<MmioDeviceSlot> virtio)
     {
         var request = new BootRequest(kernel, _options.KernelPath)
         {
             Initrd = initrd,
             InitrdPath = _options.InitrdPath ?? "initrd",
-            CommandLine = _options.CommandLine,
+            CommandLine = CommandLine,
             CpuCount = _options.CpuCount,
+            VirtioMmioDevices = virtio,
         };
         try
         {
@@ -329,7 +366,7 @@ public sealed partial class PcMachine : IDisposable
         }
         catch (ArgumentException e) when (e is not ArgumentOutOfRangeException)
         {
-            throw MachineConfigurationException.FromArgument(nameof(MachineOptions.CommandLine), e, $"kernel command line of {_options.CommandLine.Length} characters: ");
+            throw MachineConfigurationException.FromArgument(nameof(MachineOptions.CommandLine), e, $"kernel command line of {CommandLine.Length} characters: ");
         }
     }
 

@@ -12,64 +12,66 @@ var info = new Command("info", "Show this host's KVM: API version, hardware virt
 info.SetAction(_ => Guarded(InfoCommand.Run));
 root.Subcommands.Add(info);
 
-var timeout = new Option<double>("--timeout") { Description = "Stop the guest after this many seconds (0: never)", DefaultValueFactory = _ => 0 };
+var timeout = OptionValues.Seconds("--timeout", "Stop the guest after this many seconds");
 var kernel = new Option<string?>("--kernel") { Description = "Kernel to boot: PVH ELF, Multiboot ELF or Linux bzImage (recognised from the file)" };
 var initrd = new Option<string?>("--initrd") { Description = "Initial ramdisk (Linux), module (Multiboot, PVH)" };
 var cmdline = new Option<string>("--cmdline") { Description = "Kernel command line", DefaultValueFactory = _ => "console=ttyS0" };
-var mem = new Option<ulong>("--mem")
-{
-    Description = "Guest RAM, e.g. 512M or 2G",
-    DefaultValueFactory = _ => MachineOptions.DefaultMemorySize,
-    CustomParser = r =>
-    {
-        string text = r.Tokens.Count > 0 ? r.Tokens[0].Value : "";
-        if (SizeArgument.TryParse(text, out ulong bytes, out string? error))
-        {
-            return bytes;
-        }
-        r.AddError(error!);
-        return 0;
-    },
-};
-var cpus = new Option<int>("--cpus") { Description = "Number of vCPUs", DefaultValueFactory = _ => 1 };
-var cpuidMask = new Option<string[]>("--cpuid-mask")
-{
-    Description = "Hide CPUID bits: LEAF[.SUBLEAF]:REGISTER:MASK, e.g. 0x7.0:ebx:0x20 (repeatable)",
-    AllowMultipleArgumentsPerToken = false,
-};
-var logLevel = new Option<LogLevel?>("--log-level") { Description = "Log VMM events at this level (Debug shows unhandled ports)" };
-var quiet = new Option<bool>("--quiet") { Description = "No summary after a guest that ended by itself" };
-var onReset = new Option<ResetAction>("--on-reset") { Description = "What a guest reset (i8042 0xfe) does: exit, or reboot on a fresh machine", DefaultValueFactory = _ => ResetAction.Exit };
+var mem = OptionValues.MemorySize("--mem", "Guest RAM, e.g. 512M or 2G", MachineOptions.DefaultMemorySize);
+var cpus = OptionValues.Count("--cpus", "Number of vCPUs", 1, 1, MpTable.MaxCpus);
+var cpuidMask = OptionValues.CpuidMasks("--cpuid-mask", "Hide CPUID bits: LEAF[.SUBLEAF]:REGISTER:MASK, e.g. 0x7.0:ebx:0x20 (repeatable; adds to --cpuid-policy)");
+var cpuidPolicy = OptionValues.OneOf("--cpuid-policy", "What CPUID hides before --cpuid-mask: auto is what the host needs (on PVM, what a kernel would pick and PVM cannot run)", CpuidPolicy.Auto);
+var logLevel = OptionValues.OneOf("--log-level", "Log VMM events at this level (debug shows unhandled ports; information also prints the summary)", LogLevel.None);
+var stats = new Option<bool>("--stats") { Description = "After the run, print a summary on stderr: how it ended, the time, the exits" };
+var quiet = new Option<bool>("--quiet") { Description = "No summary (the default; kept for scripts)", Hidden = true };
+var onReset = OptionValues.OneOf("--on-reset", "What a guest reset (i8042 0xfe) does: exit, or reboot on a fresh machine", ResetAction.Exit);
+var maxReboots = OptionValues.Count("--max-reboots", "With --on-reset reboot: how many reboots before a reset ends the run", MachineOptions.DefaultMaxReboots, 0, 1_000_000);
 var run = new Command("run", "Run a guest: a kernel given with --kernel, else the built-in demo guest");
-foreach (Option option in new Option[] { kernel, initrd, cmdline, mem, cpus, cpuidMask, timeout, logLevel, quiet, onReset })
+foreach (Option option in new Option[] { kernel, initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, timeout, logLevel, stats, quiet, onReset, maxReboots })
 {
     run.Options.Add(option);
 }
+run.Validators.Add(r =>
+{
+    // The demo guest is fixed: options for a kernel run would be silently ignored without a kernel.
+    if (r.GetResult(kernel) is not null)
+    {
+        return;
+    }
+    foreach (Option option in new Option[] { initrd, cmdline, mem, cpus, cpuidMask, logLevel, stats, onReset, maxReboots })
+    {
+        if (r.GetResult(option) is { Implicit: false })
+        {
+            r.AddError($"{option.Name} applies to a kernel run: give --kernel FILE too");
+        }
+    }
+});
 run.SetAction(r =>
 {
-    double seconds = r.GetValue(timeout);
-    TimeSpan? deadline = seconds > 0 ? TimeSpan.FromSeconds(seconds) : null;
+    TimeSpan? deadline = r.GetValue(timeout);
     if (r.GetValue(kernel) is not { } kernelPath)
     {
         return Guarded(() => DemoCommand.Run(deadline ?? Timeout.InfiniteTimeSpan));
     }
+    LogLevel? level = r.GetValue(logLevel) is var l && l != LogLevel.None ? l : null;
     return Guarded(() => KernelCommand.Run(new KernelCommand.Arguments(
         kernelPath,
         r.GetValue(initrd),
         r.GetValue(cmdline) ?? "",
         r.GetValue(mem),
         r.GetValue(cpus),
-        [.. (r.GetValue(cpuidMask) ?? []).Select(CpuidMask.Parse)],
+        r.GetValue(cpuidMask) ?? [],
+        r.GetValue(cpuidPolicy),
         deadline,
-        r.GetValue(logLevel),
-        r.GetValue(quiet),
-        r.GetValue(onReset))));
+        level,
+        r.GetValue(stats) || level <= LogLevel.Information,
+        r.GetValue(onReset),
+        r.GetValue(maxReboots))));
 });
 root.Subcommands.Add(run);
 
 var bench = new Command("bench", "Benchmarks");
-var exitsCount = new Option<int>("--exits") { Description = "Exits per round", DefaultValueFactory = _ => 20000 };
-var rounds = new Option<int>("--rounds") { Description = "Rounds per variant (the median is reported)", DefaultValueFactory = _ => 9 };
+var exitsCount = OptionValues.Count("--exits", "Exits per round", 20000, 1, 100_000_000);
+var rounds = OptionValues.Count("--rounds", "Rounds per variant (the median is reported)", 9, 1, 10_000);
 var exits = new Command("exits", "Round trip of a port-I/O exit through the dispatcher against a bare KVM_RUN loop");
 exits.Options.Add(exitsCount);
 exits.Options.Add(rounds);
@@ -79,7 +81,7 @@ bench.Subcommands.Add(exits);
 var guestOption = new Option<string?>("--guest") { Description = "The PVH marker guest (default: build tests/guests/marker)" };
 var vmmOption = new Option<string?>("--vmm") { Description = "The vmm binary to measure (default: this one)" };
 var qemuOption = new Option<bool>("--qemu") { Description = "Also measure qemu-system-x86_64 -M microvm, alternating" };
-var runsOption = new Option<int>("--runs") { Description = "Runs of each", DefaultValueFactory = _ => 15 };
+var runsOption = OptionValues.Count("--runs", "Runs of each", 15, 1, 10_000);
 var startup = new Command("startup", "Time from process start to the guest's marker, and peak RSS, against QEMU");
 startup.Options.Add(guestOption);
 startup.Options.Add(vmmOption);
@@ -88,14 +90,32 @@ startup.Options.Add(runsOption);
 startup.SetAction(r => Guarded(() => StartupBench.Run(r.GetValue(guestOption), r.GetValue(vmmOption), r.GetValue(qemuOption), r.GetValue(runsOption))));
 bench.Subcommands.Add(startup);
 
-var recallsOption = new Option<int>("--recalls") { Description = "How many recalls", DefaultValueFactory = _ => 2000 };
+var recallsOption = OptionValues.Count("--recalls", "How many recalls", 2000, 1, 10_000_000);
 var recall = new Command("recall", "Time from Recall() on another thread to the Recall handler on the vCPU's thread");
 recall.Options.Add(recallsOption);
 recall.SetAction(r => Guarded(() => RecallBench.Run(r.GetValue(recallsOption))));
 bench.Subcommands.Add(recall);
+
+var emulatedOption = new Option<int>("--instructions") { Description = "Emulated instructions per round", DefaultValueFactory = _ => 5000 };
+var fallbackRounds = new Option<int>("--rounds") { Description = "Rounds per instruction (the median is reported)", DefaultValueFactory = _ => 5 };
+var fallbackBench = new Command("fallback", "Cost of an instruction the emulation fallback finishes (int3, cmpxchg16b) at CPL0");
+fallbackBench.Options.Add(emulatedOption);
+fallbackBench.Options.Add(fallbackRounds);
+fallbackBench.SetAction(r => Guarded(() => FallbackBench.Run(r.GetValue(emulatedOption), r.GetValue(fallbackRounds))));
+bench.Subcommands.Add(fallbackBench);
 root.Subcommands.Add(bench);
 
-return root.Parse(args).Invoke();
+ParseResult parsed = root.Parse(args);
+if (parsed.Errors.Count > 0)
+{
+    // One line per mistake, naming the value; no usage screen in between (vmm COMMAND --help shows it).
+    foreach (System.CommandLine.Parsing.ParseError error in parsed.Errors)
+    {
+        Console.Error.WriteLine($"vmm: {error.Message}");
+    }
+    return 1;
+}
+return parsed.Invoke();
 
 // Errors VmmSharp raises carry their own clear message; anything else is a bug and shows its stack.
 static int Guarded(Func<int> command)

@@ -12,7 +12,7 @@ namespace VmmSharp.Cli.Bench;
 /// <c>vmm bench exits</c>: the round trip of a port-I/O exit through the dispatcher against a bare loop
 /// that calls KVM_RUN itself, on the same CPL3 guest, in the same process, rounds interleaved.
 /// </summary>
-internal static unsafe class ExitBench
+internal static class ExitBench
 {
     private enum Variant
     {
@@ -103,7 +103,6 @@ internal static unsafe class ExitBench
     private static double RawLoop(TinyGuest guest, KvmVcpu vcpu, bool getSetRegs, int exits)
     {
         guest.SetStartupState(vcpu);
-        KvmRun* run = vcpu.Run;
         long start = 0, sink = 0;
         KvmRegs regs;
         for (int i = 0; i <= exits; i++)
@@ -113,12 +112,12 @@ internal static unsafe class ExitBench
                 start = Stopwatch.GetTimestamp();
             }
             int errno = vcpu.EnterGuest();
-            if (errno != 0 || run->ExitReason != KvmExitReason.Io)
+            KvmExit exit = vcpu.LastExit;
+            if (errno != 0 || exit.Reason != KvmExitReason.Io)
             {
-                throw new VmmException($"benchmark guest: KVM_RUN returned errno {errno}, exit reason {run->ExitReason}");
+                throw new VmmException($"benchmark guest: KVM_RUN returned errno {errno}, exit reason {exit.Reason}");
             }
-            byte* data = (byte*)run + run->IoDataOffset;
-            sink += run->IoPort + *data;
+            sink += exit.IoPort + exit.IoValue;
             if (getSetRegs)
             {
                 vcpu.GetRegs(out regs);

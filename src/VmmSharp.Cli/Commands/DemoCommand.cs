@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using VmmSharp.Cli.Demo;
+using VmmSharp.Devices.Consoles;
 using VmmSharp.Dispatch;
 using VmmSharp.Guests;
 using VmmSharp.Memory;
@@ -17,6 +18,8 @@ internal static class DemoCommand
         TinyGuest guest = DemoGuest.Load(vm.Memory);
         VcpuDispatcher vcpu = vm.AddVcpu();
         using Stream stdout = Console.OpenStandardOutput();
+        // The handler only queues the picture; the output's thread writes it, so a stalled stdout never holds the vCPU.
+        using var output = new ConsoleOutput(stdout);
         vcpu.Register(VcpuEvent.Startup, TinyGuest.StartupMtd, s => guest.SetStartupState(s));
         vcpu.Register(VcpuEvent.Io, Mtd.Qual, s =>
         {
@@ -24,7 +27,7 @@ internal static class DemoCommand
             switch (io.Port)
             {
                 case DemoGuest.ConsolePort when io.IsWrite:
-                    stdout.Write(io.Data);
+                    _ = output.Write(io.Data);
                     break;
                 case DemoGuest.ExitPort when io.IsWrite:
                     s.Stop((int)io.Value, "the guest wrote its exit status");
@@ -36,7 +39,7 @@ internal static class DemoCommand
         });
         VcpuRunResult result = vm.Run(deadline);
         clock.Stop();
-        stdout.Flush();
+        _ = output.Flush(TimeSpan.FromSeconds(2));
         Summary.Print(result.Outcome switch
         {
             VcpuRunOutcome.Stopped => $"guest exited with status {result.Status} ({result.Reason})",

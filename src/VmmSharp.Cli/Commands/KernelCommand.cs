@@ -1,13 +1,22 @@
 using Microsoft.Extensions.Logging;
 using VmmSharp.Arch.X86;
 using VmmSharp.Boot;
+using VmmSharp.Cli.Terminal;
+using VmmSharp.Devices.Consoles;
 using VmmSharp.Machine;
 
 namespace VmmSharp.Cli.Commands;
 
-/// <summary><c>vmm run --kernel FILE</c>: boot a PVH, Multiboot or Linux bzImage kernel on the PC machine.</summary>
+/// <summary>
+/// <c>vmm run --kernel FILE</c>: boot a PVH, Multiboot or Linux bzImage kernel on the PC machine. Like QEMU, it prints
+/// nothing of its own on success: stdout carries the guest's console, stderr only real errors (and the summary, when
+/// asked for with <c>--stats</c>).
+/// </summary>
 internal static class KernelCommand
 {
+    /// <summary>How long the guest's last output may take to reach a slow standard output before the command gives up on it.</summary>
+    private static readonly TimeSpan OutputDrainTimeout = TimeSpan.FromSeconds(2);
+
     public sealed record Arguments(
         string Kernel,
         string? Initrd,
@@ -15,17 +24,25 @@ internal static class KernelCommand
         ulong Memory,
         int Cpus,
         IReadOnlyList<CpuidMask> CpuidMasks,
+        CpuidPolicy CpuidPolicy,
         TimeSpan? Deadline,
         LogLevel? LogLevel,
-        bool Quiet,
-        ResetAction OnReset);
+        bool Stats,
+        ResetAction OnReset,
+        int MaxReboots);
 
     public static int Run(Arguments args)
     {
         using ILoggerFactory? logging = args.LogLevel is { } level
-            ? LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(level))
+            ? LoggerFactory.Create(b => b
+                .AddSimpleConsole(o => o.SingleLine = true)
+                .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace) // stdout is the guest's
+                .SetMinimumLevel(level))
             : null;
         using Stream stdout = Console.OpenStandardOutput();
+        // The guest writes into a bounded buffer; only this output's own thread ever waits for stdout.
+        using var output = new ConsoleOutput(stdout);
+        using TerminalInput input = TerminalInput.StandardInput();
         var options = new MachineOptions(args.Kernel)
         {
             InitrdPath = args.Initrd,
@@ -33,20 +50,39 @@ internal static class KernelCommand
             MemorySize = args.Memory,
             CpuCount = args.Cpus,
             CpuidMasks = args.CpuidMasks,
-            SerialOutput = stdout,
-            SerialInput = true,
+            CpuidPolicy = args.CpuidPolicy,
+            Console = new HostConsole(output, input),
             Deadline = args.Deadline,
             Logger = logging?.CreateLogger("vmm"),
             OnReset = args.OnReset,
+            MaxReboots = args.MaxReboots,
+            // vmm exits right after: KVM's teardown of the VM (15-35 ms here) happens in a helper, off the exit path.
+            HandOffTeardown = true,
         };
         KernelFormat format = default;
         MachineResult result = MachineRunner.Run(options, machine => format = machine.Boot.Format);
-        stdout.Flush();
-        if (!args.Quiet || !result.GuestEnded)
+        input.Dispose(); // the user's terminal back before anything more is printed
+        bool drained = output.Flush(OutputDrainTimeout);
+
+        bool failed = result.Outcome is MachineOutcome.Failed or MachineOutcome.DeadlineExceeded or MachineOutcome.RebootLimitReached;
+        if (args.Stats)
         {
-            bool failed = result.Outcome is MachineOutcome.Failed or MachineOutcome.DeadlineExceeded;
-            Summary.Print($"{(failed ? "error: " : "")}{result.Reason}; status {result.ExitStatus}", result.Elapsed, result.ExitCounts, $"{format} kernel");
+            Summary.Print($"{(failed ? "error: " : "")}{result.Reason}; status {result.ExitStatus}", result.Elapsed, result.ExitCounts,
+                $"{format} kernel{(output.DroppedBytes > 0 ? $", {output.DroppedBytes} bytes of console output dropped" : "")}",
+                result.EmulatedInstructions);
+        }
+        else if (failed)
+        {
+            Console.Error.WriteLine($"vmm: error: {Describe(result, args)}; status {result.ExitStatus}");
+        }
+        if (!drained)
+        {
+            Console.Error.WriteLine($"vmm: the guest's last output did not reach standard output within {OutputDrainTimeout.TotalSeconds:0} s (nobody is reading it); it is dropped");
         }
         return result.ExitStatus;
     }
+
+    private static string Describe(MachineResult result, Arguments args) => result.Outcome == MachineOutcome.RebootLimitReached
+        ? $"the guest reset again after {result.Reboots} reboots, the limit (--max-reboots {args.MaxReboots})"
+        : result.Reason;
 }

@@ -7,8 +7,10 @@ namespace VmmSharp.Boot;
 
 /// <summary>
 /// Boots a Linux bzImage through the 64-bit boot protocol (boot.rst, protocol 2.06 and later with XLF_KERNEL_64):
-/// loads the protected-mode kernel, fills the zero page from the image's setup header, places the initrd high and
-/// enters in long mode at the load address + 0x200 with RSI = the zero page.
+/// loads the protected-mode kernel (a relocatable one where it will run: pref_address aligned to kernel_alignment;
+/// a non-relocatable one at 1 MiB), checks that init_size bytes of RAM lie where the kernel runs, fills the zero page
+/// from the image's setup header, places the initrd high and clear of the kernel, and enters in long mode at the load
+/// address + 0x200 with RSI = the zero page.
 /// </summary>
 public static class LinuxLoader
 {
@@ -22,7 +24,8 @@ public static class LinuxLoader
 
     /// <summary>Loads the bzImage of <paramref name="request"/> into <paramref name="memory"/>.</summary>
     /// <exception cref="InvalidKernelImageException">
-    /// Truncated, wrong magic, protocol older than 2.06, no 64-bit entry, or the kernel or initrd larger than RAM.
+    /// Truncated, wrong magic, protocol older than 2.06, no 64-bit entry, a kernel_alignment that is not a power of two,
+    /// or the kernel (its init_size where it runs) or initrd not fitting in RAM.
     /// </exception>
     /// <exception cref="ArgumentException">The command line is longer than the kernel's cmdline_size.</exception>
     public static BootResult Load(GuestMemory memory, BootRequest request)
@@ -40,13 +43,14 @@ public static class LinuxLoader
                 $"kernel image truncated: setup_sects {hdr.SetupSects} puts the protected-mode kernel at 0x{kernelOffset:x} but the file has 0x{image.Length:x} bytes");
         }
         ReadOnlySpan<byte> kernel = image[kernelOffset..];
-        // init_size is what the kernel needs in place to decompress and start; never less than what we copy.
-        ulong needed = Math.Max(hdr.InitSize, (ulong)kernel.Length);
-        ulong load = hdr.RelocatableKernel != 0 && hdr.PrefAddress >= Layout.HighMemoryStart && memory.Contains(hdr.PrefAddress, needed)
-            ? hdr.PrefAddress
-            : Layout.HighMemoryStart;
-        GuestPlacement.EnsureFits(memory, load, needed, "kernel");
+        (ulong load, ulong runtime, ulong needed) = Place(hdr, (ulong)kernel.Length);
+        GuestPlacement.EnsureFits(memory, load, (ulong)kernel.Length, "kernel");
+        GuestPlacement.EnsureFits(memory, runtime, needed, hdr.RelocatableKernel != 0
+            ? "kernel, which runs at its pref_address aligned to kernel_alignment (init_size),"
+            : "non-relocatable kernel, which runs at its pref_address (init_size),");
         memory.Write(load, kernel);
+        // Nothing may go where the kernel lies or where it decompresses and starts.
+        ulong kernelEnd = Math.Max(load + (ulong)kernel.Length, runtime + needed);
 
         E820Map map = E820Map.FromMemory(memory);
         if (map.Entries.Count > BootParams.E820MaxEntries)
@@ -64,7 +68,7 @@ public static class LinuxLoader
             ReadOnlyMemory<byte> initrd = request.Initrd;
             initrdSize = (ulong)initrd.Length;
             uint addrMax = hdr.InitrdAddrMax == 0 ? SetupHeader.DefaultInitrdAddrMax : hdr.InitrdAddrMax;
-            initrdAddress = GuestPlacement.PlaceHigh(map, initrdSize, load + needed, (ulong)addrMax + 1);
+            initrdAddress = GuestPlacement.PlaceHigh(map, initrdSize, kernelEnd, (ulong)addrMax + 1);
             memory.Write(initrdAddress.Value, initrd.Span);
         }
 
@@ -75,12 +79,41 @@ public static class LinuxLoader
             EntryState = X86EntryState.Long64(memory, load + Entry64Offset, rsi: Layout.ZeroPage, rsp: Layout.BootStackPointer),
             MemoryMap = map,
             KernelStart = load,
-            KernelEnd = load + needed,
+            KernelEnd = kernelEnd,
             BootInfoAddress = Layout.ZeroPage,
             CommandLineAddress = Layout.CommandLine,
             InitrdAddress = initrdAddress,
             InitrdSize = initrdSize,
         };
+    }
+
+    /// <summary>
+    /// Where the protected-mode kernel is loaded, where it runs (boot.rst, "init_size": a relocatable kernel moves
+    /// up to pref_address if loaded below it, aligned to kernel_alignment; a non-relocatable one to pref_address),
+    /// and how much RAM it needs from there (init_size, never less than the image).
+    /// </summary>
+    private static (ulong Load, ulong Runtime, ulong Needed) Place(SetupHeader hdr, ulong kernelLength)
+    {
+        ulong needed = Math.Max(hdr.InitSize, kernelLength);
+        // pref_address exists from protocol 2.10; older headers leave it zero.
+        ulong pref = hdr.Version >= 0x20a ? hdr.PrefAddress : 0;
+        if (hdr.RelocatableKernel == 0)
+        {
+            return (Layout.HighMemoryStart, pref != 0 ? pref : Layout.HighMemoryStart, needed);
+        }
+        ulong align = hdr.KernelAlignment;
+        if (align == 0 || !ulong.IsPow2(align))
+        {
+            throw new InvalidKernelImageException($"relocatable kernel's kernel_alignment 0x{align:x} is not a power of two");
+        }
+        // Loaded where it runs, so the decompressor has nothing to move and nothing lies outside the checked range.
+        ulong start = Math.Max(Layout.HighMemoryStart, pref);
+        if (start > ulong.MaxValue - align - needed)
+        {
+            throw new InvalidKernelImageException($"relocatable kernel's pref_address 0x{pref:x} is beyond any guest RAM");
+        }
+        ulong runtime = (start + align - 1) & ~(align - 1);
+        return (runtime, runtime, needed);
     }
 
     /// <summary>Reads and checks the setup header: only the bytes the image's header has, the rest zero.</summary>

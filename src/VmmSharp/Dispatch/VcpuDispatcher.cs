@@ -14,6 +14,22 @@ namespace VmmSharp.Dispatch;
 /// given stack size, or <see cref="Run"/> it on a thread the caller brings. Any thread may then
 /// <see cref="Recall"/>, <see cref="Release"/> or <see cref="RequestStop"/> it.
 /// The exit path allocates nothing and makes no ioctl beyond what the handler's MTD asks for.
+/// <para>
+/// Threading: <see cref="Register"/> and <see cref="Start"/>/<see cref="Run"/> may be called from any thread and are
+/// atomic with respect to each other (a registration either takes part in the run or returns false).
+/// <see cref="Recall"/>, <see cref="Release"/>, <see cref="RequestStop"/> and the counters may be called from any thread
+/// at any time, also after the vCPU was disposed: then the first three do nothing. <see cref="Start"/>,
+/// <see cref="Run"/> and <see cref="Register"/> on a disposed vCPU throw <see cref="ObjectDisposedException"/>.
+/// While the loop runs it keeps the vCPU's <c>kvm_run</c> mapping alive, so a dispose meanwhile ends the run
+/// instead of pulling the page away under it.
+/// </para>
+/// <para>
+/// MSR exits are VM-wide in KVM: once any vCPU registers <see cref="VcpuEvent.MsrRead"/> or
+/// <see cref="VcpuEvent.MsrWrite"/>, every vCPU of the VM sees such exits. A dispatcher without a handler for one
+/// answers it as KVM alone would have: an MSR KVM does not know, or an invalid access, raises #GP in the guest
+/// (<c>kvm_run.msr.error</c> = 1); an MSR trapped only by <see cref="KvmVm.TrapMsrs"/> is read or written for the
+/// guest through <c>KVM_GET_MSRS</c>/<c>KVM_SET_MSRS</c>, #GP if KVM refuses.
+/// </para>
 /// </remarks>
 public sealed unsafe class VcpuDispatcher
 {
@@ -31,6 +47,7 @@ public sealed unsafe class VcpuDispatcher
     private readonly bool _syncRegs;
     private readonly TaskCompletionSource<VcpuRunResult> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Lock _kickLock = new();
+    private readonly Lock _registrationLock = new();
     private readonly object _blockLock = new();
     private int _started;
     private int _recallPending;
@@ -51,7 +68,7 @@ public sealed unsafe class VcpuDispatcher
         _portals = new Portal[EventCount];
         _exits = new long[EventCount];
         _syncRegs = vcpu.Vm.CheckExtension(KvmCapability.SyncRegs) is var mask && (mask & 7) == 7;
-        _state = new VcpuState(vcpu, _syncRegs);
+        _state = new VcpuState(this, vcpu, _syncRegs);
     }
 
     /// <summary>The vCPU's identity for recall and release: the seed's <c>sel_sm_ec()</c>.</summary>
@@ -89,16 +106,20 @@ public sealed unsafe class VcpuDispatcher
     public bool Register(VcpuEvent ev, Mtd mtd, VcpuHandler handler)
     {
         ArgumentNullException.ThrowIfNull(handler);
-        if ((uint)ev >= (uint)EventCount || Volatile.Read(ref _started) != 0 || _portals[(int)ev].Handler is not null)
+        ObjectDisposedException.ThrowIf(_vcpu.IsDisposed, this);
+        lock (_registrationLock)
         {
-            return false;
+            if ((uint)ev >= (uint)EventCount || Volatile.Read(ref _started) != 0 || _portals[(int)ev].Handler is not null)
+            {
+                return false;
+            }
+            if (!CanDeliver(ev) || !CanTransfer(mtd))
+            {
+                return false;
+            }
+            _portals[(int)ev] = new Portal(handler, mtd);
+            return true;
         }
-        if (!CanDeliver(ev) || !CanTransfer(mtd))
-        {
-            return false;
-        }
-        _portals[(int)ev] = new Portal(handler, mtd);
-        return true;
     }
 
     /// <summary>
@@ -108,13 +129,22 @@ public sealed unsafe class VcpuDispatcher
     public Task<VcpuRunResult> Start(int stackSize = DefaultStackSize)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(stackSize, 64 * 1024);
-        MarkStarted();
-        var thread = new Thread(() => RunLoop(), stackSize)
+        KvmRun* run = _vcpu.AcquireRun(); // held by the loop until it ends
+        try
         {
-            IsBackground = true,
-            Name = $"vCPU {_vcpu.Id} dispatcher",
-        };
-        thread.Start();
+            MarkStarted(run);
+            var thread = new Thread(() => RunLoop(), stackSize)
+            {
+                IsBackground = true,
+                Name = $"vCPU {_vcpu.Id} dispatcher",
+            };
+            thread.Start();
+        }
+        catch
+        {
+            _vcpu.ReleaseRun();
+            throw;
+        }
         return Completion;
     }
 
@@ -124,7 +154,16 @@ public sealed unsafe class VcpuDispatcher
     /// </summary>
     public VcpuRunResult Run()
     {
-        MarkStarted();
+        KvmRun* run = _vcpu.AcquireRun();
+        try
+        {
+            MarkStarted(run);
+        }
+        catch
+        {
+            _vcpu.ReleaseRun();
+            throw;
+        }
         return RunLoop();
     }
 
@@ -137,7 +176,10 @@ public sealed unsafe class VcpuDispatcher
     {
         Volatile.Write(ref _recallPending, 1);
         Interlocked.MemoryBarrier();
-        _run->ImmediateExit = 1; // covers the window just before KVM_RUN
+        if (!_vcpu.RequestImmediateExit()) // covers the window just before KVM_RUN
+        {
+            return; // disposed: no thread runs it any more
+        }
         lock (_kickLock)
         {
             if (_threadAlive)
@@ -168,21 +210,24 @@ public sealed unsafe class VcpuDispatcher
         Recall();
     }
 
-    private void MarkStarted()
+    private void MarkStarted(KvmRun* run)
     {
-        if (Interlocked.Exchange(ref _started, 1) != 0)
+        lock (_registrationLock)
         {
-            throw new InvalidOperationException($"vCPU {_vcpu.Id} has already been started");
-        }
-        ulong valid = 0;
-        for (int i = 0; i < _portals.Length; i++)
-        {
-            if (_portals[i].Handler is not null && i != (int)VcpuEvent.Startup)
+            if (Interlocked.Exchange(ref _started, 1) != 0)
             {
-                valid |= SyncParts(_portals[i].Mtd);
+                throw new InvalidOperationException($"vCPU {_vcpu.Id} has already been started");
             }
+            ulong valid = 0;
+            for (int i = 0; i < _portals.Length; i++)
+            {
+                if (_portals[i].Handler is not null && i != (int)VcpuEvent.Startup)
+                {
+                    valid |= SyncParts(_portals[i].Mtd);
+                }
+            }
+            run->ValidRegs = _syncRegs ? valid : 0;
         }
-        _run->ValidRegs = _syncRegs ? valid : 0;
     }
 
     private VcpuRunResult RunLoop()
@@ -199,6 +244,10 @@ public sealed unsafe class VcpuDispatcher
             }
             result = Loop();
         }
+        catch (ObjectDisposedException e) when (_vcpu.IsDisposed)
+        {
+            result = Failure($"vCPU {_vcpu.Id} was disposed while it ran", e);
+        }
         catch (Exception e)
         {
             result = Failure(e is VmmException ? e.Message : $"the {_state.Event} handler threw {e.GetType().Name}: {e.Message}", e);
@@ -211,6 +260,7 @@ public sealed unsafe class VcpuDispatcher
             }
             KickSignal.Drain();
             KickSignal.Restore(oldMask);
+            _vcpu.ReleaseRun();
         }
         _completion.TrySetResult(result);
         return result;
@@ -225,6 +275,7 @@ public sealed unsafe class VcpuDispatcher
         }
         while (true)
         {
+            bool halted = false;
             int errno = _vcpu.EnterGuest();
             _state.OnExit();
             VcpuEvent ev;
@@ -252,6 +303,7 @@ public sealed unsafe class VcpuDispatcher
                         {
                             _run->RequestInterruptWindow = 0;
                             ev = VcpuEvent.IrqWindow;
+                            halted = true;
                         }
                         else
                         {
@@ -266,8 +318,15 @@ public sealed unsafe class VcpuDispatcher
                     case KvmExitReason.FailEntry: ev = VcpuEvent.EntryFailure; break;
                     case KvmExitReason.InternalError: ev = VcpuEvent.InternalError; break;
                     case KvmExitReason.Debug: ev = VcpuEvent.Debug; break;
-                    case KvmExitReason.X86Rdmsr: ev = VcpuEvent.MsrRead; break;
-                    case KvmExitReason.X86Wrmsr: ev = VcpuEvent.MsrWrite; break;
+                    case KvmExitReason.X86Rdmsr:
+                    case KvmExitReason.X86Wrmsr:
+                        ev = _run->ExitReason == KvmExitReason.X86Rdmsr ? VcpuEvent.MsrRead : VcpuEvent.MsrWrite;
+                        if (_portals[(int)ev].Handler is null)
+                        {
+                            AnswerMsrAsKvm(ev == VcpuEvent.MsrWrite);
+                            continue;
+                        }
+                        break;
                     case KvmExitReason.SystemEvent: ev = VcpuEvent.SystemEvent; break;
                     case KvmExitReason.Intr:
                         if (!Interrupted())
@@ -288,6 +347,56 @@ public sealed unsafe class VcpuDispatcher
             {
                 return result;
             }
+            // The guest halted with the window open; if the window's handler gave it nothing to wake for, it is a HLT still.
+            if (halted && !_state.Injected && Deliver(VcpuEvent.Hlt) is { } haltResult)
+            {
+                return haltResult;
+            }
+        }
+    }
+
+    /// <summary>
+    /// An MSR exit on a vCPU without a handler for it (user-space MSR exits are VM-wide): what KVM alone would have done.
+    /// </summary>
+    private void AnswerMsrAsKvm(bool write)
+    {
+        const uint filterReason = 4; // KVM_MSR_EXIT_REASON_FILTER: KVM knows the MSR; only the filter sent it here
+        bool ok = false;
+        if (_run->MsrReason == filterReason)
+        {
+            uint index = _run->MsrIndex;
+            if (write)
+            {
+                ok = _vcpu.TrySetMsr(index, _run->MsrData);
+            }
+            else if (_vcpu.TryGetMsr(index, out ulong value))
+            {
+                _run->MsrData = value;
+                ok = true;
+            }
+        }
+        _run->MsrError = ok ? (byte)0 : (byte)1; // 1: KVM injects #GP
+    }
+
+    /// <summary>
+    /// Lets KVM complete the instruction of the exit being handled (<c>KVM_RUN</c> with <c>immediate_exit</c>),
+    /// keeping any recall that is pending. Called by <see cref="VcpuState.CompleteInstruction"/>.
+    /// </summary>
+    internal void CompleteInstruction()
+    {
+        Volatile.Write(ref _run->ImmediateExit, 1);
+        int errno = _vcpu.EnterGuest();
+        _run->ImmediateExit = 0;
+        Interlocked.MemoryBarrier();
+        if (Volatile.Read(ref _recallPending) != 0 || _stopRequested)
+        {
+            _run->ImmediateExit = 1; // a recall that came meanwhile is still delivered
+        }
+        if (errno is not (Libc.EINTR or Libc.EAGAIN))
+        {
+            throw new VmmException(errno == 0
+                ? $"vCPU {_vcpu.Id}: KVM needed another exit (reason {_run->ExitReason}) to complete the instruction"
+                : $"vCPU {_vcpu.Id}: completing the instruction failed: {Libc.ErrorText(errno)} (errno {errno})");
         }
     }
 

@@ -9,8 +9,21 @@ namespace VmmSharp.Dispatch;
 /// groups the handler changed, and on reply the dispatcher writes back only those. Groups that KVM's
 /// sync-regs area covers (registers, segments, control registers, events) are read and written in place
 /// in <c>kvm_run</c>; the others through their own ioctls, and only when named.
-/// Only the vCPU's own dispatcher thread may use it.
+/// Threading: only the vCPU's own dispatcher thread may use it, and only inside a handler.
 /// </summary>
+/// <remarks>
+/// <para>
+/// Port I/O, MMIO and MSR exits arrive before the instruction is done: KVM completes it (stores the data of a read,
+/// moves RIP past the instruction) when the vCPU next enters the guest, that is, after the reply. What RIP reads
+/// at such an exit therefore depends on the host and the instruction (KVM's <c>x86.c</c>): on VMX and SVM an
+/// <c>in</c> or <c>out</c> exits with RIP still at the instruction (<c>complete_fast_pio_*</c> advances it later); an
+/// access KVM's instruction emulator made (string I/O, MMIO, and every access on PVM at CPL0) has RIP past the
+/// instruction for writes (<c>out</c>, MMIO writes), and at it for reads (<c>in</c>, MMIO reads), whose data is still to
+/// come; on PVM an <c>out</c> has RIP past it and an <c>in</c> at it, at CPL3 and CPL0 alike. A handler that needs the same answer on every host calls
+/// <see cref="CompleteInstruction"/> first (after filling in a read's data): from then on RIP is past the instruction
+/// and the state is the one after it, everywhere, and may be changed freely.
+/// </para>
+/// </remarks>
 public sealed unsafe class VcpuState
 {
     internal const Mtd RegsGroups = Mtd.Acdb | Mtd.Bsd | Mtd.Rsp | Mtd.Rip | Mtd.Rflags | Mtd.R8R15;
@@ -22,6 +35,7 @@ public sealed unsafe class VcpuState
     private const uint MsrStar = 0xc0000081, MsrLstar = 0xc0000082, MsrCstar = 0xc0000083, MsrFmask = 0xc0000084;
     private const uint MsrKernelGsBase = 0xc0000102, MsrTsc = 0x10;
 
+    private readonly VcpuDispatcher _dispatcher;
     private readonly KvmVcpu _vcpu;
     private readonly KvmRun* _run;
     private readonly bool _syncRegs;
@@ -29,12 +43,14 @@ public sealed unsafe class VcpuState
     private Mtd _changed;
     private ulong _fresh;
     private int _pendingInterrupt = -1;
+    private bool _completed;
     private KvmDebugRegs _debugRegs;
     private KvmFpu _fpu;
     private ulong _sysenterCs, _sysenterEsp, _sysenterEip, _star, _lstar, _cstar, _fmask, _kernelGsBase, _tsc;
 
-    internal VcpuState(KvmVcpu vcpu, bool syncRegs)
+    internal VcpuState(VcpuDispatcher dispatcher, KvmVcpu vcpu, bool syncRegs)
     {
+        _dispatcher = dispatcher;
         _vcpu = vcpu;
         _run = vcpu.Run;
         _syncRegs = syncRegs;
@@ -61,6 +77,9 @@ public sealed unsafe class VcpuState
     internal bool BlockRequested { get; set; }
 
     internal VcpuRunResult? StopResult { get; set; }
+
+    /// <summary>Whether the current handler injected an interrupt, exception or NMI.</summary>
+    internal bool Injected { get; private set; }
 
     // ---- General-purpose registers (kvm_regs) ----
 
@@ -287,15 +306,30 @@ public sealed unsafe class VcpuState
     }
 
     /// <summary>Injects exception <paramref name="vector"/> (with an error code, if given) on reply (group <see cref="Mtd.Inj"/>).</summary>
+    /// <exception cref="ArgumentException">Vector 2: an NMI is not an exception; use <see cref="InjectNmi"/>.</exception>
     public void InjectException(byte vector, uint? errorCode = null)
     {
         ArgumentOutOfRangeException.ThrowIfGreaterThan(vector, (byte)31);
+        if (vector == 2)
+        {
+            throw new ArgumentException("vector 2 is the NMI, which KVM delivers through the NMI fields of the vCPU events, not as an exception: use InjectNmi", nameof(vector));
+        }
         ref KvmVcpuEvents e = ref EventsW(Mtd.Inj);
         e.ExceptionInjected = 1;
         e.ExceptionPending = 0;
         e.ExceptionNr = vector;
         e.ExceptionHasErrorCode = errorCode.HasValue ? (byte)1 : (byte)0;
         e.ExceptionErrorCode = errorCode ?? 0;
+        Injected = true;
+    }
+
+    /// <summary>Makes an NMI pending on reply (group <see cref="Mtd.Inj"/>); KVM delivers it when NMIs are not masked.</summary>
+    public void InjectNmi()
+    {
+        ref KvmVcpuEvents e = ref EventsW(Mtd.Inj);
+        e.NmiPending = 1;
+        e.Flags |= KvmVcpuEvents.ValidNmiPending;
+        Injected = true;
     }
 
     /// <summary>
@@ -310,6 +344,7 @@ public sealed unsafe class VcpuState
             throw new InvalidOperationException("this VM has the in-kernel irqchip: raise interrupts through its lines, not by injection");
         }
         _pendingInterrupt = vector;
+        Injected = true;
     }
 
     /// <summary>
@@ -362,6 +397,34 @@ public sealed unsafe class VcpuState
     // ---- Control ----
 
     /// <summary>
+    /// Lets KVM complete the instruction of this port-I/O or MSR exit now, rather than after the reply: a read's
+    /// data (<see cref="IoExit.Value"/>, <see cref="MsrExit.Value"/>) must be filled in before. Afterwards RIP is past
+    /// the instruction on every host, the state the MTD names is the state after it, and changing RIP or the
+    /// registers the instruction wrote is safe. Costs one <c>KVM_RUN</c> (returning at once), and only when called.
+    /// Call it before changing any state.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Not a port-I/O or MSR exit, a string I/O of several units, or state was changed already.</exception>
+    public void CompleteInstruction()
+    {
+        if (Event is not (VcpuEvent.Io or VcpuEvent.MsrRead or VcpuEvent.MsrWrite) || _completed)
+        {
+            throw new InvalidOperationException($"the {Event} handler of vCPU {_vcpu.Id} has no instruction to complete: only a port-I/O or MSR exit has, once");
+        }
+        if (Event == VcpuEvent.Io && _run->IoCount != 1)
+        {
+            throw new InvalidOperationException($"a string port I/O of {_run->IoCount} units may need further exits to complete; answer it and let the reply complete it");
+        }
+        if (_changed != Mtd.None || _pendingInterrupt >= 0)
+        {
+            throw new InvalidOperationException($"the {Event} handler of vCPU {_vcpu.Id} changed {_changed} before CompleteInstruction: complete first, then change the state");
+        }
+        _dispatcher.CompleteInstruction();
+        _completed = true;
+        _fresh = _syncRegs ? _run->ValidRegs : 0;
+        Fetch(_mtd);
+    }
+
+    /// <summary>
     /// After the reply, keeps the vCPU from running until another thread calls
     /// <see cref="VcpuDispatcher.Release"/> (or recalls or stops it): a halted guest waiting for an interrupt.
     /// </summary>
@@ -383,6 +446,8 @@ public sealed unsafe class VcpuState
         Event = ev;
         _mtd = mtd;
         _changed = Mtd.None;
+        Injected = false;
+        _completed = false;
         if ((mtd & ~(Mtd.Qual | RegsGroups)) == 0 && ((mtd & RegsGroups) == 0 || (_fresh & KvmRun.SyncX86Regs) != 0))
         {
             return; // the fast path: nothing to fetch

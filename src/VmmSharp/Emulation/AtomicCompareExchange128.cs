@@ -2,13 +2,12 @@ using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics.X86;
 using Iced.Intel;
 using VmmSharp.Interop;
-using static Iced.Intel.AssemblerRegisters;
 
 namespace VmmSharp.Emulation;
 
 /// <summary>
 /// A 16-byte compare-and-exchange on host memory that is atomic against every other CPU: the host's own
-/// <c>lock cmpxchg16b</c>, in a dozen bytes of code assembled here at run time with Iced into a page that is
+/// <c>lock cmpxchg16b</c>, in a few dozen bytes of code encoded here at run time with Iced's encoder into a page that is
 /// made executable once it is written (never writable and executable at once).
 /// </summary>
 /// <remarks>
@@ -18,7 +17,7 @@ namespace VmmSharp.Emulation;
 /// </remarks>
 internal static unsafe class AtomicCompareExchange128
 {
-    private static readonly Lazy<nint> Code = new(Emit);
+    private static readonly Lazy<nint> Function = new(Emit);
 
     /// <summary>Whether the host CPU has <c>cmpxchg16b</c> (CPUID.1:ECX.CX16).</summary>
     public static bool IsSupported => X86Base.IsSupported && (X86Base.CpuId(1, 0).Ecx & (1 << 13)) != 0;
@@ -33,7 +32,7 @@ internal static unsafe class AtomicCompareExchange128
         {
             throw new ArgumentException("cmpxchg16b needs a 16-byte aligned address", nameof(address));
         }
-        var function = (delegate* unmanaged<void*, UInt128*, UInt128*, int>)Code.Value;
+        var function = (delegate* unmanaged<void*, UInt128*, UInt128*, int>)Function.Value;
         fixed (UInt128* e = &expected)
         {
             return function(address, e, &desired) != 0;
@@ -47,26 +46,35 @@ internal static unsafe class AtomicCompareExchange128
             throw new PlatformNotSupportedException("the host CPU has no cmpxchg16b");
         }
         // int f(void* address /*rdi*/, UInt128* expected /*rsi*/, UInt128* desired /*rdx*/), System V ABI.
-        var a = new Assembler(64);
-        a.push(rbx);
-        a.mov(r8, rdx);
-        a.mov(rax, __qword_ptr[rsi]);
-        a.mov(rdx, __qword_ptr[rsi + 8]);
-        a.mov(rbx, __qword_ptr[r8]);
-        a.mov(rcx, __qword_ptr[r8 + 8]);
-        a.@lock.cmpxchg16b(__xmmword_ptr[rdi]);
-        a.mov(__qword_ptr[rsi], rax);
-        a.mov(__qword_ptr[rsi + 8], rdx);
-        a.setz(al);
-        a.movzx(eax, al);
-        a.pop(rbx);
-        a.ret();
-        using var stream = new MemoryStream();
-        a.Assemble(new StreamCodeWriter(stream), 0);
-        byte[] code = stream.ToArray();
+        var cmpxchg = Instruction.Create(Code.Cmpxchg16b_m128, new MemoryOperand(Register.RDI));
+        cmpxchg.HasLockPrefix = true;
+        Instruction[] body =
+        [
+            Instruction.Create(Code.Push_r64, Register.RBX),
+            Instruction.Create(Code.Mov_r64_rm64, Register.R8, Register.RDX),
+            Instruction.Create(Code.Mov_r64_rm64, Register.RAX, new MemoryOperand(Register.RSI)),
+            Instruction.Create(Code.Mov_r64_rm64, Register.RDX, new MemoryOperand(Register.RSI, 8, 1)),
+            Instruction.Create(Code.Mov_r64_rm64, Register.RBX, new MemoryOperand(Register.R8)),
+            Instruction.Create(Code.Mov_r64_rm64, Register.RCX, new MemoryOperand(Register.R8, 8, 1)),
+            cmpxchg,
+            Instruction.Create(Code.Mov_rm64_r64, new MemoryOperand(Register.RSI), Register.RAX),
+            Instruction.Create(Code.Mov_rm64_r64, new MemoryOperand(Register.RSI, 8, 1), Register.RDX),
+            Instruction.Create(Code.Sete_rm8, Register.AL),
+            Instruction.Create(Code.Movzx_r32_rm8, Register.EAX, Register.AL),
+            Instruction.Create(Code.Pop_r64, Register.RBX),
+            Instruction.Create(Code.Retnq),
+        ];
+        var writer = new CodeBuffer();
+        Encoder encoder = Encoder.Create(64, writer);
+        ulong ip = 0;
+        foreach (Instruction instruction in body)
+        {
+            ip += (ulong)encoder.Encode(instruction, ip);
+        }
+        byte[] code = writer.ToArray();
 
         const nuint pageSize = 4096;
-        nint page = Libc.Mmap(0, pageSize, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS, -1, 0);
+        nint page = Libc.MmapAnonymous(0, pageSize, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS, -1, 0);
         if (page == Libc.MAP_FAILED)
         {
             int errno = Marshal.GetLastPInvokeError();
@@ -81,4 +89,14 @@ internal static unsafe class AtomicCompareExchange128
         }
         return page; // kept for the life of the process
     }
+}
+
+/// <summary>Collects the encoder's bytes.</summary>
+file sealed class CodeBuffer : CodeWriter
+{
+    private readonly List<byte> _bytes = [];
+
+    public override void WriteByte(byte value) => _bytes.Add(value);
+
+    public byte[] ToArray() => [.. _bytes];
 }

@@ -22,7 +22,7 @@ namespace VmmSharp.Emulation;
 public sealed class EmulationFallback
 {
     /// <summary>The state groups the fallback's portal transfers.</summary>
-    public const Mtd RequiredMtd = Mtd.Gpr | Mtd.CsSs | Mtd.DsEs | Mtd.FsGs | Mtd.Ldtr | Mtd.Gdtr | Mtd.Cr | Mtd.Efer | Mtd.Inj | Mtd.Qual;
+    public const Mtd RequiredMtd = Mtd.Gpr | Mtd.CsSs | Mtd.DsEs | Mtd.FsGs | Mtd.Ldtr | Mtd.Gdtr | Mtd.Idtr | Mtd.Cr | Mtd.Efer | Mtd.Inj | Mtd.Qual;
 
     private const uint EmulationFailure = 1;
 
@@ -55,9 +55,14 @@ public sealed class EmulationFallback
     public bool Register(VcpuDispatcher vcpu, VcpuHandler? otherwise = null, Mtd otherwiseMtd = Mtd.None)
     {
         ArgumentNullException.ThrowIfNull(vcpu);
-        var emulator = new VcpuEmulator(this, otherwise);
-        return vcpu.Register(VcpuEvent.InternalError, RequiredMtd | otherwiseMtd, emulator.Handle);
+        return vcpu.Register(VcpuEvent.InternalError, RequiredMtd | otherwiseMtd, CreateHandler(otherwise));
     }
+
+    /// <summary>
+    /// The InternalError handler for one vCPU, for a VMM that composes its own portal (whose MTD must include
+    /// <see cref="RequiredMtd"/>). Each vCPU needs its own: the handler keeps per-vCPU decode state.
+    /// </summary>
+    public VcpuHandler CreateHandler(VcpuHandler? otherwise = null) => new VcpuEmulator(this, otherwise).Handle;
 
     /// <summary>MXCSR_MASK, the MXCSR bits this CPU implements, from the vCPU's FXSAVE area (read once).</summary>
     private uint MxcsrMask(KvmVcpu vcpu)

@@ -17,6 +17,23 @@ internal static class SoftwareInterrupts
 
     public static void Execute(EmulationContext context, in Instruction instruction)
     {
+        byte vector = instruction.Mnemonic switch
+        {
+            Mnemonic.Int3 => BreakpointVector,
+            Mnemonic.Int1 => DebugVector,
+            Mnemonic.Into => OverflowVector,
+            _ => instruction.Immediate8,
+        };
+        if (instruction.Mnemonic == Mnemonic.Into && (context.State.Rflags & 0x800) == 0)
+        {
+            context.Advance(instruction);
+            return;
+        }
+        // The gate checks come first: a fault there is the instruction's own, reported at the instruction.
+        if (context.ProtectedMode && !GateUsable(context, vector, software: instruction.Mnemonic != Mnemonic.Int1))
+        {
+            return;
+        }
         context.Advance(instruction);
         switch (instruction.Mnemonic)
         {
@@ -27,14 +44,42 @@ internal static class SoftwareInterrupts
                 context.State.InjectException(DebugVector);
                 break;
             case Mnemonic.Into:
-                if ((context.State.Rflags & 0x800) != 0)
-                {
-                    context.State.InjectException(OverflowVector);
-                }
+                context.State.InjectException(OverflowVector);
                 break;
             default:
-                context.State.InjectSoftwareInterrupt(instruction.Immediate8);
+                context.State.InjectSoftwareInterrupt(vector);
                 break;
         }
+    }
+
+    /// <summary>
+    /// The checks the CPU makes on the IDT gate before it delivers a software interrupt: within the IDT's limit
+    /// (#GP), an interrupt or trap gate (#GP), DPL ≥ CPL for INT n/INT3/INTO (#GP), present (#NP); each error code
+    /// names the gate (vector × 8 + 2, the IDT bit).
+    /// </summary>
+    private static bool GateUsable(EmulationContext context, byte vector, bool software)
+    {
+        bool long64 = context.Bitness == 64 || (context.State.Efer & (1UL << 10)) != 0;
+        int size = long64 ? 16 : 8;
+        uint error = ((uint)vector << 3) | 2;
+        var idtr = context.State.Idtr;
+        if (((ulong)vector * (ulong)size) + (ulong)size - 1 > idtr.Limit)
+        {
+            return context.Raise(EmulationContext.GP, error);
+        }
+        Span<byte> gate = stackalloc byte[8];
+        ulong linear = idtr.Base + ((ulong)vector * (ulong)size);
+        if (!context.TryRead(long64 ? linear : linear & 0xffff_ffff, gate, AccessKind.Read))
+        {
+            return false;
+        }
+        int type = gate[5] & 0xf, dpl = (gate[5] >> 5) & 3;
+        bool present = (gate[5] & 0x80) != 0;
+        bool validType = long64 ? type is 0xe or 0xf : type is 0x5 or 0x6 or 0x7 or 0xe or 0xf;
+        if (!validType || (software && dpl < context.Cpl))
+        {
+            return context.Raise(EmulationContext.GP, error);
+        }
+        return present || context.Raise(EmulationContext.NP, error);
     }
 }

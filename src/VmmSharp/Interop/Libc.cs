@@ -48,14 +48,19 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "poll", SetLastError = true)]
     public static partial int Poll(PollFd* fds, nuint count, int timeoutMs);
 
+    // ioctl and mmap take the SafeHandle itself: the marshaller holds it for the call (see SafeFileDescriptor).
     [LibraryImport(Lib, EntryPoint = "ioctl", SetLastError = true)]
-    public static partial int Ioctl(int fd, nuint request, nuint arg);
+    public static partial int Ioctl(SafeFileDescriptor fd, nuint request, nuint arg);
 
     [LibraryImport(Lib, EntryPoint = "ioctl", SetLastError = true)]
-    public static partial int Ioctl(int fd, nuint request, void* arg);
+    public static partial int Ioctl(SafeFileDescriptor fd, nuint request, void* arg);
 
     [LibraryImport(Lib, EntryPoint = "mmap", SetLastError = true)]
-    public static partial nint Mmap(nint addr, nuint length, int prot, int flags, int fd, long offset);
+    public static partial nint Mmap(nint addr, nuint length, int prot, int flags, SafeFileDescriptor fd, long offset);
+
+    /// <summary>An anonymous mapping: no file, so no descriptor.</summary>
+    [LibraryImport(Lib, EntryPoint = "mmap", SetLastError = true)]
+    public static partial nint MmapAnonymous(nint addr, nuint length, int prot, int flags, int noFd, long offset);
 
     [LibraryImport(Lib, EntryPoint = "mprotect", SetLastError = true)]
     public static partial int Mprotect(nint addr, nuint length, int prot);

@@ -23,7 +23,7 @@ internal sealed class SafeMapping : SafeHandle
     /// <summary>Maps <paramref name="length"/> bytes of anonymous, zero-filled memory that is reserved lazily.</summary>
     public static SafeMapping Anonymous(nuint length)
     {
-        nint address = Libc.Mmap(0, length, Libc.PROT_READ | Libc.PROT_WRITE,
+        nint address = Libc.MmapAnonymous(0, length, Libc.PROT_READ | Libc.PROT_WRITE,
             Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS | Libc.MAP_NORESERVE, -1, 0);
         if (address == Libc.MAP_FAILED)
         {
@@ -36,7 +36,7 @@ internal sealed class SafeMapping : SafeHandle
     /// <summary>Maps <paramref name="length"/> bytes of <paramref name="fd"/> shared, read-write, from offset 0.</summary>
     public static SafeMapping Shared(SafeFileDescriptor fd, nuint length, string what)
     {
-        nint address = Libc.Mmap(0, length, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_SHARED, fd.Fd, 0);
+        nint address = Libc.Mmap(0, length, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_SHARED, fd, 0);
         if (address == Libc.MAP_FAILED)
         {
             int errno = Marshal.GetLastPInvokeError();

@@ -1,6 +1,7 @@
 namespace VmmSharp.Kvm;
 
 /// <summary>The <c>KVM_CAP_*</c> numbers VmmSharp asks about.</summary>
+/// <remarks>Threading: immutable; any thread may use it.</remarks>
 public enum KvmCapability
 {
     /// <summary>In-kernel interrupt controller (PIC, IOAPIC, LAPIC).</summary>

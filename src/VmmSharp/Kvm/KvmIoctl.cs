@@ -17,6 +17,8 @@ internal static class KvmIoctl
     public const uint SetIdentityMapAddr = 0x4008ae48;
     public const uint CreateIrqchip = 0xae60;
     public const uint IrqLine = 0x4008ae61;
+    public const uint GetIrqchip = 0xc208ae62;
+    public const uint SetGsiRouting = 0x4008ae6a;
     public const uint CreatePit2 = 0x4040ae77;
     public const uint EnableCap = 0x4068aea3;
     public const uint SetMsrFilter = 0x4188aec6;
@@ -62,6 +64,8 @@ internal static class KvmIoctl
         SetIdentityMapAddr => "KVM_SET_IDENTITY_MAP_ADDR",
         CreateIrqchip => "KVM_CREATE_IRQCHIP",
         IrqLine => "KVM_IRQ_LINE",
+        GetIrqchip => "KVM_GET_IRQCHIP",
+        SetGsiRouting => "KVM_SET_GSI_ROUTING",
         CreatePit2 => "KVM_CREATE_PIT2",
         EnableCap => "KVM_ENABLE_CAP",
         SetMsrFilter => "KVM_X86_SET_MSR_FILTER",

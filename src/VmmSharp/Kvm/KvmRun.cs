@@ -75,22 +75,55 @@ internal unsafe struct KvmRun
     public const ulong SyncX86Events = 4;
 }
 
-/// <summary>KVM's exit reasons (<c>KVM_EXIT_*</c>).</summary>
-internal static class KvmExitReason
+/// <summary>
+/// KVM's exit reasons (<c>KVM_EXIT_*</c> in <c>linux/kvm.h</c>), the values of <see cref="KvmExit.Reason"/>.
+/// Only the ones VmmSharp handles are named; any other value may appear.
+/// </summary>
+/// <remarks>Threading: immutable; any thread may use it.</remarks>
+public static class KvmExitReason
 {
+    /// <summary><c>KVM_EXIT_UNKNOWN</c>: the hardware exit reason KVM did not know.</summary>
     public const uint Unknown = 0;
+
+    /// <summary><c>KVM_EXIT_EXCEPTION</c>: a guest exception KVM was asked to report.</summary>
     public const uint Exception = 1;
+
+    /// <summary><c>KVM_EXIT_IO</c>: a port-I/O access (IN, OUT, INS, OUTS).</summary>
     public const uint Io = 2;
+
+    /// <summary><c>KVM_EXIT_HYPERCALL</c>.</summary>
     public const uint Hypercall = 3;
+
+    /// <summary><c>KVM_EXIT_DEBUG</c>: a single step or breakpoint.</summary>
     public const uint Debug = 4;
+
+    /// <summary><c>KVM_EXIT_HLT</c>: HLT without the in-kernel irqchip.</summary>
     public const uint Hlt = 5;
+
+    /// <summary><c>KVM_EXIT_MMIO</c>: an access to guest-physical memory no slot backs.</summary>
     public const uint Mmio = 6;
+
+    /// <summary><c>KVM_EXIT_IRQ_WINDOW_OPEN</c>: the guest can take an interrupt now.</summary>
     public const uint IrqWindowOpen = 7;
+
+    /// <summary><c>KVM_EXIT_SHUTDOWN</c>: the vCPU shut down (a triple fault).</summary>
     public const uint Shutdown = 8;
+
+    /// <summary><c>KVM_EXIT_FAIL_ENTRY</c>: the hardware refused to enter the guest.</summary>
     public const uint FailEntry = 9;
+
+    /// <summary><c>KVM_EXIT_INTR</c>: a signal or <c>immediate_exit</c> interrupted KVM_RUN.</summary>
     public const uint Intr = 10;
+
+    /// <summary><c>KVM_EXIT_INTERNAL_ERROR</c>: KVM could not go on (an emulation failure, for one).</summary>
     public const uint InternalError = 17;
+
+    /// <summary><c>KVM_EXIT_SYSTEM_EVENT</c>: a shutdown, reset or crash the guest requested.</summary>
     public const uint SystemEvent = 24;
+
+    /// <summary><c>KVM_EXIT_X86_RDMSR</c>: an RDMSR user space is asked to answer.</summary>
     public const uint X86Rdmsr = 29;
+
+    /// <summary><c>KVM_EXIT_X86_WRMSR</c>: a WRMSR user space is asked to handle.</summary>
     public const uint X86Wrmsr = 30;
 }

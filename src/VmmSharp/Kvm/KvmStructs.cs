@@ -6,6 +6,7 @@ using System.Runtime.InteropServices;
 namespace VmmSharp.Kvm;
 
 /// <summary><c>struct kvm_regs</c>: the general-purpose registers, RIP and RFLAGS.</summary>
+/// <remarks>Threading: a plain value, copied on assignment; no thread affinity.</remarks>
 [StructLayout(LayoutKind.Sequential)]
 public struct KvmRegs
 {
@@ -48,6 +49,7 @@ public struct KvmRegs
 }
 
 /// <summary><c>struct kvm_segment</c>: a segment register with its hidden descriptor part.</summary>
+/// <remarks>Threading: a plain value, copied on assignment; no thread affinity.</remarks>
 [StructLayout(LayoutKind.Sequential)]
 public struct KvmSegment
 {
@@ -80,6 +82,7 @@ public struct KvmSegment
 }
 
 /// <summary><c>struct kvm_dtable</c>: a descriptor-table register (GDTR, IDTR).</summary>
+/// <remarks>Threading: a plain value, copied on assignment; no thread affinity.</remarks>
 [StructLayout(LayoutKind.Sequential)]
 public struct KvmDtable
 {
@@ -93,8 +96,9 @@ public struct KvmDtable
 }
 
 /// <summary><c>struct kvm_sregs</c>: segment, descriptor-table and control registers, EFER and the APIC base.</summary>
+/// <remarks>Threading: a plain value, copied on assignment; no thread affinity.</remarks>
 [StructLayout(LayoutKind.Sequential)]
-public unsafe struct KvmSregs
+public struct KvmSregs
 {
     /// <summary>CS.</summary>
     public KvmSegment Cs;
@@ -131,10 +135,11 @@ public unsafe struct KvmSregs
     /// <summary>IA32_APIC_BASE.</summary>
     public ulong ApicBase;
     /// <summary>Pending external interrupts, one bit per vector (user-space irqchip only).</summary>
-    public fixed ulong InterruptBitmap[4];
+    public KvmU64x4 InterruptBitmap;
 }
 
 /// <summary><c>struct kvm_vcpu_events</c>: pending exceptions, interrupts, NMIs and the interrupt shadow.</summary>
+/// <remarks>Threading: a plain value, copied on assignment; no thread affinity.</remarks>
 [StructLayout(LayoutKind.Sequential)]
 public unsafe struct KvmVcpuEvents
 {
@@ -184,26 +189,34 @@ public unsafe struct KvmVcpuEvents
 }
 
 /// <summary><c>struct kvm_debugregs</c>: DR0–DR3, DR6 and DR7.</summary>
+/// <remarks>Threading: a plain value, copied on assignment; no thread affinity.</remarks>
 [StructLayout(LayoutKind.Sequential)]
-public unsafe struct KvmDebugRegs
+public struct KvmDebugRegs
 {
     /// <summary>DR0–DR3.</summary>
-    public fixed ulong Db[4];
+    public KvmU64x4 Db;
     /// <summary>DR6.</summary>
     public ulong Dr6;
     /// <summary>DR7.</summary>
     public ulong Dr7;
     /// <summary>Flags.</summary>
     public ulong Flags;
-    private fixed ulong _reserved[9];
+    private Reserved9 _reserved;
+
+    [InlineArray(9)]
+    private struct Reserved9
+    {
+        private ulong _element;
+    }
 }
 
 /// <summary><c>struct kvm_fpu</c>: the x87 and SSE state.</summary>
+/// <remarks>Threading: a plain value, copied on assignment; no thread affinity.</remarks>
 [StructLayout(LayoutKind.Sequential)]
-public unsafe struct KvmFpu
+public struct KvmFpu
 {
     /// <summary>ST0–ST7, 16 bytes each.</summary>
-    public fixed byte Fpr[128];
+    public KvmBytes128 Fpr;
     /// <summary>FPU control word.</summary>
     public ushort Fcw;
     /// <summary>FPU status word.</summary>
@@ -218,7 +231,7 @@ public unsafe struct KvmFpu
     /// <summary>Last data pointer.</summary>
     public ulong LastDp;
     /// <summary>XMM0–XMM15, 16 bytes each.</summary>
-    public fixed byte Xmm[256];
+    public KvmBytes256 Xmm;
     /// <summary>MXCSR.</summary>
     public uint Mxcsr;
     private uint _pad2;
@@ -275,6 +288,7 @@ public struct KvmXcrs
 }
 
 /// <summary><c>struct kvm_cpuid_entry2</c>: one CPUID leaf.</summary>
+/// <remarks>Threading: a plain value, copied on assignment; no thread affinity.</remarks>
 [StructLayout(LayoutKind.Sequential)]
 public struct KvmCpuidEntry
 {
@@ -381,12 +395,43 @@ internal unsafe struct KvmMsrFilterRange
 }
 
 [StructLayout(LayoutKind.Sequential)]
-internal unsafe struct KvmMsrFilter
+internal struct KvmMsrFilter
 {
+    public const int MaxRanges = 16; // KVM_MSR_FILTER_MAX_RANGES
+
     public uint Flags;
     private uint _pad;
-    public KvmMsrFilterRange Range0;
-    private fixed byte _ranges[15 * 24];
+    public RangeArray Ranges;
 
     public const uint DefaultAllow = 0;
+
+    [InlineArray(MaxRanges)]
+    public struct RangeArray
+    {
+        private KvmMsrFilterRange _element;
+    }
+}
+
+/// <summary>Four 64-bit values in place (an interrupt bitmap, DR0–DR3); index it like an array.</summary>
+/// <remarks>Threading: a plain value, copied on assignment; no thread affinity.</remarks>
+[InlineArray(4)]
+public struct KvmU64x4
+{
+    private ulong _element;
+}
+
+/// <summary>128 bytes in place (the x87 registers); index it or take it as a span.</summary>
+/// <remarks>Threading: a plain value, copied on assignment; no thread affinity.</remarks>
+[InlineArray(128)]
+public struct KvmBytes128
+{
+    private byte _element;
+}
+
+/// <summary>256 bytes in place (the XMM registers); index it or take it as a span.</summary>
+/// <remarks>Threading: a plain value, copied on assignment; no thread affinity.</remarks>
+[InlineArray(256)]
+public struct KvmBytes256
+{
+    private byte _element;
 }

@@ -7,6 +7,10 @@ namespace VmmSharp.Kvm;
 /// The KVM subsystem, opened through <c>/dev/kvm</c>: API version, capabilities, supported CPUID,
 /// and the factory for VMs.
 /// </summary>
+/// <remarks>
+/// Threading: every member may be called from any thread. After <see cref="Dispose"/> they throw
+/// <see cref="ObjectDisposedException"/> (<see cref="GetSupportedCpuid"/> keeps serving the leaves it fetched).
+/// </remarks>
 public sealed unsafe class KvmSystem : IDisposable
 {
     /// <summary>The only KVM API version there has ever been.</summary>
@@ -55,13 +59,13 @@ public sealed unsafe class KvmSystem : IDisposable
         var handle = new SafeFileDescriptor(fd);
         try
         {
-            int version = Libc.Ioctl(fd, KvmIoctl.GetApiVersion, 0);
+            int version = Libc.Ioctl(handle, KvmIoctl.GetApiVersion, 0);
             if (version != ExpectedApiVersion)
             {
                 throw new KvmUnavailableException(
                     $"{path} speaks KVM API version {version}; VmmSharp needs version {ExpectedApiVersion} (is it a KVM device?).");
             }
-            int mmapSize = Libc.Ioctl(fd, KvmIoctl.GetVcpuMmapSize, 0);
+            int mmapSize = Libc.Ioctl(handle, KvmIoctl.GetVcpuMmapSize, 0);
             if (mmapSize <= 0)
             {
                 throw new KvmException(KvmIoctl.GetVcpuMmapSize, Marshal.GetLastPInvokeError(), null);
@@ -92,12 +96,20 @@ public sealed unsafe class KvmSystem : IDisposable
     }
 
     /// <summary>The API version <c>/dev/kvm</c> reports.</summary>
-    public int ApiVersion => Libc.Ioctl(_fd.Fd, KvmIoctl.GetApiVersion, 0);
+    public int ApiVersion
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_fd.IsClosed, this);
+            return Libc.Ioctl(_fd, KvmIoctl.GetApiVersion, 0);
+        }
+    }
 
     /// <summary>What <c>KVM_CHECK_EXTENSION</c> says of <paramref name="capability"/>: 0 when absent, else 1 or a limit.</summary>
     public int CheckExtension(KvmCapability capability)
     {
-        int r = Libc.Ioctl(_fd.Fd, KvmIoctl.CheckExtension, (nuint)capability);
+        ObjectDisposedException.ThrowIf(_fd.IsClosed, this);
+        int r = Libc.Ioctl(_fd, KvmIoctl.CheckExtension, (nuint)capability);
         return r < 0 ? 0 : r;
     }
 
@@ -119,7 +131,7 @@ public sealed unsafe class KvmSystem : IDisposable
             try
             {
                 *(uint*)buffer = (uint)n;
-                if (Libc.Ioctl(_fd.Fd, KvmIoctl.GetSupportedCpuid, buffer) == 0)
+                if (Libc.Ioctl(_fd, KvmIoctl.GetSupportedCpuid, buffer) == 0)
                 {
                     int count = (int)*(uint*)buffer;
                     return new ReadOnlySpan<KvmCpuidEntry>(buffer + 8, count).ToArray();
@@ -140,7 +152,8 @@ public sealed unsafe class KvmSystem : IDisposable
     /// <summary>Creates a VM (<c>KVM_CREATE_VM</c>).</summary>
     public KvmVm CreateVm()
     {
-        int fd = Libc.Ioctl(_fd.Fd, KvmIoctl.CreateVm, 0);
+        ObjectDisposedException.ThrowIf(_fd.IsClosed, this);
+        int fd = Libc.Ioctl(_fd, KvmIoctl.CreateVm, 0);
         if (fd < 0)
         {
             throw new KvmException(KvmIoctl.CreateVm, Marshal.GetLastPInvokeError(), "type=0");
@@ -148,6 +161,6 @@ public sealed unsafe class KvmSystem : IDisposable
         return new KvmVm(this, new SafeFileDescriptor(fd));
     }
 
-    /// <inheritdoc/>
+    /// <summary>Closes <c>/dev/kvm</c>; VMs created from it stay usable.</summary>
     public void Dispose() => _fd.Dispose();
 }

@@ -8,6 +8,13 @@ namespace VmmSharp.Kvm;
 /// A KVM vCPU: its file descriptor and its mapped <c>kvm_run</c>, with one method per ioctl.
 /// Every method that moves guest state between KVM and the VMM counts itself in <see cref="StateTransfers"/>.
 /// </summary>
+/// <remarks>
+/// Threading: the state and run ioctls belong to the thread that runs the vCPU (KVM serializes them, but state read
+/// from another thread while the vCPU runs is meaningless); <see cref="Id"/>, <see cref="Vm"/> and
+/// <see cref="StateTransfers"/> may be read from any thread, and <see cref="Dispose"/> may be called from any thread.
+/// After <see cref="Dispose"/> every ioctl throws <see cref="ObjectDisposedException"/>; the descriptor and the
+/// <c>kvm_run</c> mapping stay alive until a thread still inside <c>KVM_RUN</c> or a dispatcher loop has left it.
+/// </remarks>
 public sealed unsafe class KvmVcpu : IDisposable
 {
     private readonly SafeFileDescriptor _fd;
@@ -33,17 +40,105 @@ public sealed unsafe class KvmVcpu : IDisposable
     public long StateTransfers => Volatile.Read(ref _stateTransfers);
 
     /// <summary>The state parts KVM copies into <c>kvm_run</c> on every exit (<c>kvm_valid_regs</c>): 1 regs, 2 sregs, 4 events.</summary>
-    public ulong SyncRequest => Run->ValidRegs;
+    public ulong SyncRequest
+    {
+        get
+        {
+            KvmRun* run = AcquireRun();
+            try
+            {
+                return run->ValidRegs;
+            }
+            finally
+            {
+                ReleaseRun();
+            }
+        }
+    }
 
+    /// <summary>The <c>kvm_run</c> mapping; dereference it only between <see cref="AcquireRun"/> and <see cref="ReleaseRun"/>.</summary>
     internal KvmRun* Run { get; }
 
-    internal int Fd => _fd.Fd;
-
-    /// <summary>Enters the guest (<c>KVM_RUN</c>). Returns 0, or the errno; never throws, never allocates.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal int EnterGuest()
+    /// <summary>
+    /// Keeps the <c>kvm_run</c> mapping alive (a dispose meanwhile defers the unmap) until <see cref="ReleaseRun"/>.
+    /// </summary>
+    /// <exception cref="ObjectDisposedException">The vCPU has been disposed.</exception>
+    internal KvmRun* AcquireRun()
     {
-        if (Libc.Ioctl(_fd.Fd, KvmIoctl.Run, 0) == 0)
+        bool added = false;
+        try
+        {
+            _run.DangerousAddRef(ref added);
+        }
+        catch (ObjectDisposedException)
+        {
+            throw new ObjectDisposedException($"vCPU {Id}", "the vCPU has been disposed");
+        }
+        return Run;
+    }
+
+    /// <summary>Whether <see cref="Dispose"/> has been called.</summary>
+    internal bool IsDisposed => _fd.IsClosed;
+
+    /// <summary>Ends what <see cref="AcquireRun"/> began.</summary>
+    internal void ReleaseRun() => _run.DangerousRelease();
+
+    /// <summary>
+    /// Sets <c>immediate_exit</c>, so the next (or a starting) <c>KVM_RUN</c> returns at once. Any thread; returns false,
+    /// touching nothing, once the vCPU has been disposed.
+    /// </summary>
+    internal bool RequestImmediateExit()
+    {
+        bool added = false;
+        try
+        {
+            _run.DangerousAddRef(ref added);
+            Volatile.Write(ref Run->ImmediateExit, 1);
+            return true;
+        }
+        catch (ObjectDisposedException)
+        {
+            return false;
+        }
+        finally
+        {
+            if (added)
+            {
+                _run.DangerousRelease();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Why the last <see cref="EnterGuest"/> returned, copied out of <c>kvm_run</c>. For code that runs this vCPU
+    /// itself; read it on the thread that runs the vCPU, before the next <see cref="EnterGuest"/>.
+    /// </summary>
+    /// <exception cref="ObjectDisposedException">The vCPU has been disposed.</exception>
+    public KvmExit LastExit
+    {
+        get
+        {
+            KvmRun* run = AcquireRun();
+            try
+            {
+                return KvmExit.From(run);
+            }
+            finally
+            {
+                ReleaseRun();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Enters the guest once (<c>KVM_RUN</c>) and returns when it exits: 0, with the reason in <see cref="LastExit"/>,
+    /// or the errno (<c>EINTR</c> when interrupted). Never allocates; throws only once disposed. For code that runs the vCPU
+    /// itself (a bare loop); a vCPU that a <c>VcpuDispatcher</c> runs must be entered only by it.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int EnterGuest()
+    {
+        if (Libc.Ioctl(_fd, KvmIoctl.Run, 0) == 0)
         {
             return 0;
         }
@@ -191,7 +286,7 @@ public sealed unsafe class KvmVcpu : IDisposable
         {
             entries[i].Index = indices[i];
         }
-        int n = Libc.Ioctl(_fd.Fd, KvmIoctl.GetMsrs, &buffer);
+        int n = Libc.Ioctl(_fd, KvmIoctl.GetMsrs, &buffer);
         _stateTransfers++;
         if (n != indices.Length)
         {
@@ -219,12 +314,37 @@ public sealed unsafe class KvmVcpu : IDisposable
             entries[i].Index = indices[i];
             entries[i].Data = values[i];
         }
-        int n = Libc.Ioctl(_fd.Fd, KvmIoctl.SetMsrs, &buffer);
+        int n = Libc.Ioctl(_fd, KvmIoctl.SetMsrs, &buffer);
         _stateTransfers++;
         if (n != indices.Length)
         {
             throw MsrError(KvmIoctl.SetMsrs, n, indices, entries);
         }
+    }
+
+    /// <summary>Reads one MSR as the host (<c>KVM_GET_MSRS</c>, which no MSR filter applies to); false where KVM refuses.</summary>
+    internal bool TryGetMsr(uint index, out ulong value)
+    {
+        MsrBuffer buffer = default;
+        buffer.Count = 1;
+        KvmMsrEntry* entry = (KvmMsrEntry*)buffer.Entries;
+        entry->Index = index;
+        _stateTransfers++;
+        bool ok = Libc.Ioctl(_fd, KvmIoctl.GetMsrs, &buffer) == 1;
+        value = ok ? entry->Data : 0;
+        return ok;
+    }
+
+    /// <summary>Writes one MSR as the host (<c>KVM_SET_MSRS</c>); false where KVM refuses the value.</summary>
+    internal bool TrySetMsr(uint index, ulong value)
+    {
+        MsrBuffer buffer = default;
+        buffer.Count = 1;
+        KvmMsrEntry* entry = (KvmMsrEntry*)buffer.Entries;
+        entry->Index = index;
+        entry->Data = value;
+        _stateTransfers++;
+        return Libc.Ioctl(_fd, KvmIoctl.SetMsrs, &buffer) == 1;
     }
 
     /// <summary>Sets the CPUID leaves the guest sees (<c>KVM_SET_CPUID2</c>).</summary>
@@ -236,7 +356,7 @@ public sealed unsafe class KvmVcpu : IDisposable
         {
             *(uint*)buffer = (uint)entries.Length;
             entries.CopyTo(new Span<KvmCpuidEntry>(buffer + 8, entries.Length));
-            Check(Libc.Ioctl(_fd.Fd, KvmIoctl.SetCpuid2, buffer), KvmIoctl.SetCpuid2, $"vcpu {Id}, nent={entries.Length}");
+            Check(Libc.Ioctl(_fd, KvmIoctl.SetCpuid2, buffer), KvmIoctl.SetCpuid2, $"vcpu {Id}, nent={entries.Length}");
         }
         finally
         {
@@ -253,28 +373,28 @@ public sealed unsafe class KvmVcpu : IDisposable
         SignalMask mask = default;
         mask.Length = 8;
         mask.Bits = kernelMask;
-        Check(Libc.Ioctl(_fd.Fd, KvmIoctl.SetSignalMask, &mask), KvmIoctl.SetSignalMask, $"vcpu {Id}, mask=0x{kernelMask:x}");
+        Check(Libc.Ioctl(_fd, KvmIoctl.SetSignalMask, &mask), KvmIoctl.SetSignalMask, $"vcpu {Id}, mask=0x{kernelMask:x}");
     }
 
     /// <summary>Turns single-stepping on or off (<c>KVM_SET_GUEST_DEBUG</c>): each step then exits as a debug event.</summary>
     public void SetSingleStep(bool enable)
     {
         var debug = new KvmGuestDebug { Control = enable ? KvmGuestDebug.Enable | KvmGuestDebug.SingleStep : 0 };
-        Check(Libc.Ioctl(_fd.Fd, KvmIoctl.SetGuestDebug, &debug), KvmIoctl.SetGuestDebug, $"vcpu {Id}, control=0x{debug.Control:x}");
+        Check(Libc.Ioctl(_fd, KvmIoctl.SetGuestDebug, &debug), KvmIoctl.SetGuestDebug, $"vcpu {Id}, control=0x{debug.Control:x}");
     }
 
     /// <summary>Queues an external interrupt; only without the in-kernel irqchip (<c>KVM_INTERRUPT</c>).</summary>
     public void Interrupt(byte vector)
     {
         uint irq = vector;
-        Check(Libc.Ioctl(_fd.Fd, KvmIoctl.Interrupt, &irq), KvmIoctl.Interrupt, $"vcpu {Id}, vector={vector}");
+        Check(Libc.Ioctl(_fd, KvmIoctl.Interrupt, &irq), KvmIoctl.Interrupt, $"vcpu {Id}, vector={vector}");
     }
 
     /// <summary>Translates a guest linear address with the vCPU's current paging (<c>KVM_TRANSLATE</c>); null if unmapped.</summary>
     public ulong? Translate(ulong linearAddress)
     {
         var t = new KvmTranslation { LinearAddress = linearAddress };
-        if (Libc.Ioctl(_fd.Fd, KvmIoctl.Translate, &t) < 0 || t.Valid == 0)
+        if (Libc.Ioctl(_fd, KvmIoctl.Translate, &t) < 0 || t.Valid == 0)
         {
             return null;
         }
@@ -285,15 +405,15 @@ public sealed unsafe class KvmVcpu : IDisposable
     public uint GetMpState()
     {
         uint state;
-        Check(Libc.Ioctl(_fd.Fd, KvmIoctl.GetMpState, &state), KvmIoctl.GetMpState, $"vcpu {Id}");
+        Check(Libc.Ioctl(_fd, KvmIoctl.GetMpState, &state), KvmIoctl.GetMpState, $"vcpu {Id}");
         return state;
     }
 
     /// <summary>Sets the multiprocessing state (<c>KVM_SET_MP_STATE</c>).</summary>
     public void SetMpState(uint state)
-        => Check(Libc.Ioctl(_fd.Fd, KvmIoctl.SetMpState, &state), KvmIoctl.SetMpState, $"vcpu {Id}, mp_state={state}");
+        => Check(Libc.Ioctl(_fd, KvmIoctl.SetMpState, &state), KvmIoctl.SetMpState, $"vcpu {Id}, mp_state={state}");
 
-    /// <inheritdoc/>
+    /// <summary>Closes the vCPU; see the remarks for a vCPU that is still running. Any thread.</summary>
     public void Dispose()
     {
         _run.Dispose();
@@ -303,7 +423,7 @@ public sealed unsafe class KvmVcpu : IDisposable
     private void StateIoctl(uint request, void* arg)
     {
         _stateTransfers++;
-        Check(Libc.Ioctl(_fd.Fd, request, arg), request, null);
+        Check(Libc.Ioctl(_fd, request, arg), request, null);
     }
 
     private void Check(int result, uint request, string? detail)

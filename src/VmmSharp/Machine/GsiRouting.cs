@@ -1,5 +1,3 @@
-using System.Runtime.InteropServices;
-using VmmSharp.Interop;
 using VmmSharp.Kvm;
 
 namespace VmmSharp.Machine;
@@ -17,76 +15,35 @@ namespace VmmSharp.Machine;
 /// "IO-APIC + timer doesn't work!"). Routing GSI 0 to pin 2 keeps the table, the chip and the OS in agreement,
 /// and keeps the usual PC picture Linux and other OSes expect.
 /// </remarks>
-internal static unsafe class GsiRouting
+internal static class GsiRouting
 {
-    private const uint SetGsiRouting = 0x4008ae6a; // _IOW(KVMIO, 0x6a, struct kvm_irq_routing)
-    private const uint RoutingIrqchip = 1; // KVM_IRQ_ROUTING_IRQCHIP
-    private const uint PicMaster = 0, PicSlave = 1, IoApic = 2;
     private const int IoApicPins = 24;
 
-    [StructLayout(LayoutKind.Sequential)]
-    private struct Entry
-    {
-        public uint Gsi;
-        public uint Type;
-        public uint Flags;
-        public uint Pad;
-        public uint Irqchip;
-        public uint Pin;
-        private fixed uint _rest[6];
-    }
-
     /// <summary>The (GSI, irqchip, pin) routes described above.</summary>
-    internal static IReadOnlyList<(uint Gsi, uint Irqchip, uint Pin)> PcRoutes()
+    internal static IReadOnlyList<KvmIrqRoute> PcRoutes()
     {
-        var routes = new List<(uint, uint, uint)>();
+        var routes = new List<KvmIrqRoute>();
         for (uint i = 0; i < 16; i++)
         {
             if (i != 2)
             {
-                routes.Add((i, i < 8 ? PicMaster : PicSlave, i % 8));
+                routes.Add(new(i, i < 8 ? KvmIrqRoute.PicMaster : KvmIrqRoute.PicSlave, i % 8));
             }
         }
         for (uint i = 0; i < IoApicPins; i++)
         {
             if (i == 0)
             {
-                routes.Add((0, IoApic, Arch.X86.Layout.Irq0IoApicPin));
+                routes.Add(new(0, KvmIrqRoute.IoApic, Arch.X86.Layout.Irq0IoApicPin));
             }
             else if (i != Arch.X86.Layout.Irq0IoApicPin)
             {
-                routes.Add((i, IoApic, i));
+                routes.Add(new(i, KvmIrqRoute.IoApic, i));
             }
         }
         return routes;
     }
 
     /// <summary>Installs <see cref="PcRoutes"/> on <paramref name="vm"/> (which has the irqchip).</summary>
-    internal static void Apply(KvmVm vm)
-    {
-        IReadOnlyList<(uint Gsi, uint Irqchip, uint Pin)> routes = PcRoutes();
-        int bytes = 8 + (routes.Count * sizeof(Entry));
-        byte* buffer = (byte*)NativeMemory.AllocZeroed((nuint)bytes);
-        try
-        {
-            *(uint*)buffer = (uint)routes.Count;
-            var entries = new Span<Entry>(buffer + 8, routes.Count);
-            for (int i = 0; i < routes.Count; i++)
-            {
-                entries[i].Gsi = routes[i].Gsi;
-                entries[i].Type = RoutingIrqchip;
-                entries[i].Irqchip = routes[i].Irqchip;
-                entries[i].Pin = routes[i].Pin;
-            }
-            if (Libc.Ioctl(vm.Fd, SetGsiRouting, buffer) < 0)
-            {
-                int errno = Marshal.GetLastPInvokeError();
-                throw new KvmException(SetGsiRouting, errno, $"{routes.Count} routes, GSI 0 to IOAPIC pin {Arch.X86.Layout.Irq0IoApicPin}");
-            }
-        }
-        finally
-        {
-            NativeMemory.Free(buffer);
-        }
-    }
+    internal static void Apply(KvmVm vm) => vm.SetGsiRouting([.. PcRoutes()]);
 }

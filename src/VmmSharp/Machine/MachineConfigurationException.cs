@@ -18,7 +18,7 @@ public sealed class MachineConfigurationException : VmmException
     /// message after <paramref name="prefix"/>. The message is for a user who set the option, so it leaves out the
     /// " (Parameter 'x')" suffix that names the lower layer's parameter.
     /// </summary>
-    public static MachineConfigurationException FromArgument(string option, ArgumentException error, string prefix = "")
+    internal static MachineConfigurationException FromArgument(string option, ArgumentException error, string prefix = "")
     {
         ArgumentNullException.ThrowIfNull(error);
         string message = error.ParamName is null ? error.Message : error.Message.Replace($" (Parameter '{error.ParamName}')", "", StringComparison.Ordinal);

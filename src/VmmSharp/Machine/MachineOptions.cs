@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using VmmSharp.Arch.X86;
+using VmmSharp.Devices.Consoles;
 
 namespace VmmSharp.Machine;
 
@@ -9,15 +10,17 @@ namespace VmmSharp.Machine;
 /// </summary>
 /// <example>
 /// <code>
+/// using var output = new ConsoleOutput(Console.OpenStandardOutput());
 /// using var machine = new PcMachine(new MachineOptions("bzImage")
 /// {
 ///     InitrdPath = "initramfs.cpio.gz",
 ///     CommandLine = "console=ttyS0 panic=-1",
 ///     MemorySize = 512UL &lt;&lt; 20,
 ///     CpuCount = 2,
-///     SerialInput = true,
+///     Console = new HostConsole(output),
 /// });
 /// MachineResult result = machine.Run();
+/// output.Flush(TimeSpan.FromSeconds(1)); // the guest's last words, unless the console is stalled
 /// return result.ExitStatus;
 /// </code>
 /// </example>
@@ -29,6 +32,9 @@ public sealed record MachineOptions(string KernelPath)
 {
     /// <summary>The default RAM size: 128 MiB.</summary>
     public const ulong DefaultMemorySize = 128UL << 20;
+
+    /// <summary>The default bound on reboots with <see cref="ResetAction.Reboot"/>: 100.</summary>
+    public const int DefaultMaxReboots = 100;
 
     /// <summary>
     /// The initrd (initramfs) file; null for none. A Multiboot kernel gets it as module 0 with this path as the
@@ -51,19 +57,24 @@ public sealed record MachineOptions(string KernelPath)
     /// </summary>
     public int CpuCount { get; init; } = 1;
 
-    /// <summary>CPUID bits hidden from every vCPU (e.g. parsed with <see cref="CpuidMask.Parse"/>).</summary>
+    /// <summary>
+    /// CPUID bits hidden from every vCPU (e.g. parsed with <see cref="CpuidMask.Parse"/>), in addition to what
+    /// <see cref="CpuidPolicy"/> hides.
+    /// </summary>
     public IReadOnlyList<CpuidMask> CpuidMasks { get; init; } = [];
 
     /// <summary>
-    /// Where COM1's output goes; null for the process's standard output. The machine does not dispose it.
+    /// What the machine hides from the guest's CPUID before <see cref="CpuidMasks"/>: by default what the host needs
+    /// (on PVM, the features a kernel would pick and the host cannot run: <see cref="CpuidPolicies.Pvm"/>);
+    /// <see cref="Arch.X86.CpuidPolicy.None"/> shows KVM's supported CPUID with only the explicit masks.
     /// </summary>
-    public Stream? SerialOutput { get; init; }
+    public CpuidPolicy CpuidPolicy { get; init; } = CpuidPolicy.Auto;
 
     /// <summary>
-    /// Whether the process's standard input feeds COM1 (through <see cref="Host.TerminalInput"/>: raw mode on a
-    /// terminal, Ctrl-A x ends the run with status 0). Off by default.
+    /// COM1's host side: where the guest's output goes and what feeds its input. Null for none: output is discarded
+    /// and no input arrives. The machine does not dispose it, so one console can serve every boot.
     /// </summary>
-    public bool SerialInput { get; init; }
+    public HostConsole? Console { get; init; }
 
     /// <summary>What a guest reset (i8042 pulse, or KVM's reset system event) does.</summary>
     public ResetAction OnReset { get; init; } = ResetAction.Exit;
@@ -71,13 +82,20 @@ public sealed record MachineOptions(string KernelPath)
     /// <summary>The exit status of a run the guest ended by resetting, when <see cref="OnReset"/> is <see cref="ResetAction.Exit"/>.</summary>
     public int ResetExitStatus { get; init; }
 
-    /// <summary>With <see cref="ResetAction.Reboot"/>: how many times the guest may reboot before a reset ends the run.</summary>
-    public int MaxReboots { get; init; } = int.MaxValue;
+    /// <summary>
+    /// With <see cref="ResetAction.Reboot"/>: how many times the guest may reboot; a reset after that many reboots ends
+    /// the run as <see cref="MachineOutcome.RebootLimitReached"/>, so a guest that resets in a loop cannot run forever.
+    /// At least 0; <see cref="DefaultMaxReboots"/> by default.
+    /// </summary>
+    public int MaxReboots { get; init; } = DefaultMaxReboots;
 
     /// <summary>Receives the machine's diagnostics (unhandled ports and MMIO at Debug, the run's end at Information); null for none.</summary>
     public ILogger? Logger { get; init; }
 
-    /// <summary>How long <see cref="PcMachine.Run"/> lets the guest run; null for no limit.</summary>
+    /// <summary>The longest <see cref="Deadline"/>: about 24.8 days (<see cref="int.MaxValue"/> milliseconds, what a timed wait takes).</summary>
+    public static readonly TimeSpan MaxDeadline = TimeSpan.FromMilliseconds(int.MaxValue);
+
+    /// <summary>How long <see cref="PcMachine.Run"/> lets the guest run: more than 0, at most <see cref="MaxDeadline"/>; null for no limit.</summary>
     public TimeSpan? Deadline { get; init; }
 
     /// <summary>
@@ -85,6 +103,13 @@ public sealed record MachineOptions(string KernelPath)
     /// instead of ending the run with an error. On by default.
     /// </summary>
     public bool EmulationFallback { get; init; } = true;
+
+    /// <summary>
+    /// When the last boot ends, <see cref="MachineRunner"/> hands the VM's kernel teardown to a helper process
+    /// (<see cref="Vm.VirtualMachine.HandOffTeardown"/>), so that a command exiting right after does not wait for it.
+    /// False by default: only for a process that is about to exit.
+    /// </summary>
+    public bool HandOffTeardown { get; init; }
 }
 
 /// <summary>What a guest's reset request does.</summary>

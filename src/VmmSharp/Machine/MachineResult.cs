@@ -20,6 +20,12 @@ public enum MachineOutcome
     /// <summary>The deadline passed: status <see cref="MachineResult.DeadlineStatus"/>.</summary>
     DeadlineExceeded,
 
+    /// <summary>
+    /// The guest asked for a reset again after <see cref="MachineOptions.MaxReboots"/> reboots: status
+    /// <see cref="MachineResult.FailureStatus"/>.
+    /// </summary>
+    RebootLimitReached,
+
     /// <summary>The guest failed (triple fault, an instruction KVM cannot run, …) or the VMM did: status <see cref="MachineResult.FailureStatus"/>.</summary>
     Failed,
 }
@@ -56,6 +62,9 @@ public sealed record MachineResult
 
     /// <summary>The instructions the emulation fallback finished for KVM, per mnemonic, most frequent first.</summary>
     public IReadOnlyList<KeyValuePair<string, long>> EmulatedInstructions { get; init; } = [];
+
+    /// <summary>How many times the guest rebooted before this run (<see cref="ResetAction.Reboot"/>).</summary>
+    public int Reboots { get; init; }
 
     /// <summary>The error behind a failure, if there was one.</summary>
     public Exception? Error { get; init; }

@@ -7,23 +7,24 @@ namespace VmmSharp.Machine;
 /// <content>Checks of the options against the host, with messages that name the option and its value.</content>
 public sealed partial class PcMachine
 {
-    private static byte[] ReadFile(string path, string what, string option)
+    /// <summary>Reads the kernel and initrd, each bounded by the RAM below 4 GiB where the loaders place them.</summary>
+    private static (byte[] Kernel, byte[] Initrd) ReadImages(MachineOptions options)
     {
-        if (string.IsNullOrEmpty(path))
+        ulong below4G = Math.Min(options.MemorySize, Layout.MmioHoleStart);
+        string limitText = $"the guest's {Size(below4G)} of RAM below 4 GiB";
+        byte[] kernel = ImageFile.Read(options.KernelPath, "kernel image", nameof(MachineOptions.KernelPath), (long)below4G, limitText);
+        byte[] initrd = options.InitrdPath is null
+            ? []
+            : ImageFile.Read(options.InitrdPath, "initrd", nameof(MachineOptions.InitrdPath), (long)below4G, limitText);
+        return (kernel, initrd);
+    }
+
+    private static void ValidateDeadline(TimeSpan? deadline)
+    {
+        if (deadline is { } d && (d <= TimeSpan.Zero || d > MachineOptions.MaxDeadline))
         {
-            throw new MachineConfigurationException(option, $"no {what} given");
-        }
-        try
-        {
-            return File.ReadAllBytes(path);
-        }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
-        {
-            throw new MachineConfigurationException(option, $"{what} '{path}' not found", e);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new MachineConfigurationException(option, $"{what} '{path}' cannot be read: {e.Message}", e);
+            throw new MachineConfigurationException(nameof(MachineOptions.Deadline),
+                $"deadline of {d.TotalSeconds:0.###} s is out of range: more than 0 and at most {MachineOptions.MaxDeadline.TotalSeconds:0} s (null for none)");
         }
     }
 

@@ -5,10 +5,10 @@ using VmmSharp.Arch.X86;
 using VmmSharp.Arch.X86.Acpi;
 using VmmSharp.Boot;
 using VmmSharp.Buses;
+using VmmSharp.Devices.Consoles;
 using VmmSharp.Devices.Legacy;
 using VmmSharp.Dispatch;
 using VmmSharp.Emulation;
-using VmmSharp.Host;
 using VmmSharp.Kvm;
 using VmmSharp.Memory;
 using VmmSharp.Vm;
@@ -59,8 +59,8 @@ public sealed partial class PcMachine : IDisposable
     private readonly MachineOptions _options;
     private readonly ILogger _logger;
     private readonly VirtualMachine _vm;
-    private readonly Stream _serialSink;
     private readonly EmulationFallback? _fallback;
+    private readonly ConsoleOutput? _ownOutput;
     private StopRequest? _stop;
     private int _runs;
     private bool _disposed;
@@ -75,9 +75,10 @@ public sealed partial class PcMachine : IDisposable
         _options = options;
         _logger = options.Logger ?? NullLogger.Instance;
 
-        byte[] kernel = ReadFile(options.KernelPath, "kernel image", nameof(MachineOptions.KernelPath));
-        byte[] initrd = options.InitrdPath is null ? [] : ReadFile(options.InitrdPath, "initrd", nameof(MachineOptions.InitrdPath));
+        // Everything that can be checked without the host first, and the images read within bounds, before KVM is opened.
         GuestRegionSpec[] regions = ValidateMemory(options.MemorySize);
+        ValidateDeadline(options.Deadline);
+        (byte[] kernel, byte[] initrd) = ReadImages(options);
         KvmSystem kvm = KvmSystem.Open();
         GuestMemory memory;
         try
@@ -119,18 +120,31 @@ public sealed partial class PcMachine : IDisposable
             }
             if (options.EmulationFallback)
             {
-                var ferr = new KvmIrqLine(_vm.Handle, FpuErrorIrq);
-                _fallback = new EmulationFallback(new GuestPhysicalSpace(memory)) { FloatingPointError = () => Devices.IrqLineExtensions.Pulse(ferr) };
+                IrqchipLine ferr = IrqchipLine.For(_vm.Handle, FpuErrorIrq);
+                _fallback = new EmulationFallback(new GuestPhysicalSpace(memory))
+                {
+                    FloatingPointError = () =>
+                    {
+                        ferr.Set(true);
+                        ferr.Set(false);
+                    },
+                };
             }
-            _vm.CpuidMasks = options.CpuidMasks;
-            _vm.AnnouncedCpuCount = options.CpuCount;
+            IReadOnlyList<HiddenCpuidFeature> hidden = CpuidPolicies.Hidden(options.CpuidPolicy, HostVirtualization.Kind);
+            _vm.CpuidMasks = [.. hidden.Select(h => h.Mask), .. options.CpuidMasks];
+            if (hidden.Count > 0 && _logger.IsEnabled(LogLevel.Debug))
+            {
+                string names = string.Join(", ", hidden.Select(h => h.Name));
+                LogCpuidPolicy(_logger, options.CpuidPolicy, HostVirtualization.Kind, names);
+            }
+            _vm.CpuCount = options.CpuCount;
 
             Boot = LoadKernel(memory, kernel, initrd);
-            _serialSink = options.SerialOutput ?? Console.OpenStandardOutput();
+            ConsoleOutput output = options.Console?.Output ?? (_ownOutput = new ConsoleOutput(Stream.Null, ConsoleOutput.SpaceThreshold));
             IoBus = new IoBus(_logger);
-            Serial = new Serial8250(_serialSink, new KvmIrqLine(_vm.Handle, Com1Irq));
+            Serial = new Serial8250(output, IrqchipLine.For(_vm.Handle, Com1Irq));
             IoBus.Register(Com1Port, Serial8250.PortCount, Serial);
-            var i8042 = new I8042(OnGuestReset, new KvmIrqLine(_vm.Handle, KeyboardIrq), new KvmIrqLine(_vm.Handle, AuxIrq));
+            var i8042 = new I8042(OnGuestReset, IrqchipLine.For(_vm.Handle, KeyboardIrq), IrqchipLine.For(_vm.Handle, AuxIrq));
             IoBus.Register(I8042.DataPortAddress, 1, i8042.DataPort);
             IoBus.Register(I8042.CommandPortAddress, 1, i8042.CommandPort);
             ulong below4G = Math.Min(options.MemorySize, Layout.MmioHoleStart);
@@ -156,6 +170,8 @@ public sealed partial class PcMachine : IDisposable
         }
         catch
         {
+            Serial?.Dispose();
+            _ownOutput?.Dispose();
             _vm.Dispose();
             throw;
         }
@@ -182,7 +198,7 @@ public sealed partial class PcMachine : IDisposable
     /// <summary>The I/O-port bus with the legacy devices; more devices may be registered before <see cref="Run"/>.</summary>
     public IoBus IoBus { get; }
 
-    /// <summary>COM1, for feeding input from elsewhere than standard input (<see cref="Serial8250.EnqueueInput"/>).</summary>
+    /// <summary>COM1, whose host side is <see cref="MachineOptions.Console"/>; input may also be queued directly (<see cref="Serial8250.EnqueueInput"/>).</summary>
     public Serial8250 Serial { get; }
 
     /// <summary>
@@ -197,12 +213,23 @@ public sealed partial class PcMachine : IDisposable
         {
             throw new InvalidOperationException("a PcMachine runs once; create another to boot again");
         }
-        using TerminalInput? input = _options.SerialInput
-            ? new TerminalInput(FeedSerial, () => RequestStop(0, "stopped by the user (Ctrl-A x)"))
-            : null;
+        var receiver = new SerialReceiver(this);
+        IDisposable? input = _options.Console?.Input?.Start(receiver);
         var clock = Stopwatch.StartNew();
-        VcpuRunResult r = _vm.Run(_options.Deadline ?? Timeout.InfiniteTimeSpan, VcpuDispatcher.DefaultStackSize, out bool deadlinePassed);
-        clock.Stop();
+        VcpuRunResult r;
+        bool deadlinePassed;
+        try
+        {
+            r = _vm.Run(_options.Deadline ?? Timeout.InfiniteTimeSpan, VcpuDispatcher.DefaultStackSize, out deadlinePassed);
+        }
+        finally
+        {
+            clock.Stop();
+            // First cut the input off from this machine, then stop it: a reader thread that is slow to end finds
+            // the receiver inert and never reaches the machine after Dispose.
+            receiver.Close();
+            input?.Dispose();
+        }
 
         MachineResult result;
         if (_stop is { } stop)
@@ -247,6 +274,9 @@ public sealed partial class PcMachine : IDisposable
             return;
         }
         _disposed = true;
+        // Detach COM1 from the console first: its writer thread must not raise an interrupt on a VM being torn down.
+        Serial.Dispose();
+        _ownOutput?.Dispose();
         _vm.Dispose();
     }
 
@@ -289,20 +319,6 @@ public sealed partial class PcMachine : IDisposable
 
     private void SetStop(MachineOutcome outcome, int status, string reason)
         => Interlocked.CompareExchange(ref _stop, new StopRequest(outcome, status, reason), null);
-
-    private void FeedSerial(ReadOnlySpan<byte> bytes)
-    {
-        // The UART's FIFO takes what fits; offer the rest again while the guest drains it.
-        while (!bytes.IsEmpty && _stop is null && !_disposed)
-        {
-            int taken = Serial.EnqueueInput(bytes);
-            bytes = bytes[taken..];
-            if (!bytes.IsEmpty)
-            {
-                Thread.Sleep(1);
-            }
-        }
-    }
 
     private MachineResult Result(MachineOutcome outcome, int status, string reason, Exception? error, TimeSpan elapsed)
     {

@@ -9,13 +9,21 @@ namespace VmmSharp.Memory;
 /// Every access is bounds-checked against the regions; an address no region backs raises
 /// <see cref="GuestMemoryException"/> and never touches host memory outside the mappings.
 /// </summary>
+/// <remarks>
+/// Threading: every member but <see cref="Dispose"/> may be called from any thread at any time; accesses are not
+/// locked against each other (two threads writing the same bytes race, as two CPUs would). <see cref="Dispose"/>
+/// must not race with accesses on other threads, and is refused while a VM uses the memory: a
+/// <c>VirtualMachine</c> owns the memory it was created over and disposes it itself, once no vCPU can touch it.
+/// </remarks>
 public sealed class GuestMemory : IDisposable
 {
     /// <summary>The page size regions are aligned to.</summary>
     public const ulong PageSize = 4096;
 
     private readonly GuestRegion[] _regions;
+    private readonly Lock _ownerLock = new();
     private bool _disposed;
+    private bool _inUseByVm;
 
     /// <summary>Creates guest memory from region descriptions, mapping anonymous memory for each.</summary>
     /// <exception cref="ArgumentException">A region is empty, unaligned, overflows the address space or overlaps another.</exception>
@@ -58,7 +66,7 @@ public sealed class GuestMemory : IDisposable
         {
             foreach (GuestRegion? r in _regions)
             {
-                r?.Dispose();
+                r?.Unmap();
             }
             throw;
         }
@@ -164,8 +172,14 @@ public sealed class GuestMemory : IDisposable
     }
 
     /// <summary>Fills <paramref name="length"/> bytes at <paramref name="address"/> with <paramref name="value"/>.</summary>
+    /// <exception cref="GuestMemoryException">Part of the range is not backed, or is read-only; nothing was written.</exception>
     public void Fill(ulong address, ulong length, byte value)
     {
+        // The whole range first: the chunks below would otherwise fill up to the first bad byte, then throw.
+        if (!CheckRange(address, length, write: true, out string? error))
+        {
+            throw new GuestMemoryException(address, length, error);
+        }
         Span<byte> chunk = stackalloc byte[512];
         chunk.Fill(value);
         while (length > 0)
@@ -208,8 +222,47 @@ public sealed class GuestMemory : IDisposable
         return Encoding.UTF8.GetString(bytes.ToArray());
     }
 
-    /// <inheritdoc/>
+    /// <summary>Unmaps the memory.</summary>
+    /// <exception cref="InvalidOperationException">A VM uses the memory: dispose the VM instead, which disposes its memory.</exception>
     public void Dispose()
+    {
+        lock (_ownerLock)
+        {
+            if (_inUseByVm)
+            {
+                throw new InvalidOperationException(
+                    "this guest memory is in use by a VM, whose vCPUs may still touch it: dispose the VM, which disposes the memory once no vCPU can run");
+            }
+            DisposeRegions();
+        }
+    }
+
+    /// <summary>Marks the memory as owned by a VM, so that <see cref="Dispose"/> is refused until <see cref="ReleaseFromVm"/>.</summary>
+    /// <exception cref="InvalidOperationException">Another VM owns it already.</exception>
+    internal void ClaimForVm()
+    {
+        lock (_ownerLock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_inUseByVm)
+            {
+                throw new InvalidOperationException("this guest memory already belongs to another VM; a VM owns its memory alone");
+            }
+            _inUseByVm = true;
+        }
+    }
+
+    /// <summary>The owning VM is done with the memory, and no vCPU can touch it any more: unmaps it.</summary>
+    internal void ReleaseFromVm()
+    {
+        lock (_ownerLock)
+        {
+            _inUseByVm = false;
+            DisposeRegions();
+        }
+    }
+
+    private void DisposeRegions()
     {
         if (_disposed)
         {
@@ -218,38 +271,19 @@ public sealed class GuestMemory : IDisposable
         _disposed = true;
         foreach (GuestRegion r in _regions)
         {
-            r.Dispose();
+            r.Unmap();
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool TryAccess(ulong address, Span<byte> data, bool write, [System.Diagnostics.CodeAnalysis.NotNullWhen(false)] out string? error)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        if (address + (ulong)data.Length < address)
+        // Check the whole range before copying anything, so a failed access changes nothing.
+        if (!CheckRange(address, (ulong)data.Length, write, out error))
         {
-            error = "the range wraps around the address space";
             return false;
         }
-        // Check the whole range before copying anything, so a failed access changes nothing.
         ulong cursor = address;
-        ulong end = address + (ulong)data.Length;
-        while (cursor < end)
-        {
-            GuestRegion? r = Find(cursor);
-            if (r is null)
-            {
-                error = $"no memory region at 0x{cursor:x}";
-                return false;
-            }
-            if (write && r.ReadOnly)
-            {
-                error = $"region {r} is read-only";
-                return false;
-            }
-            cursor = Math.Min(end, r.End);
-        }
-        cursor = address;
         int done = 0;
         while (done < data.Length)
         {
@@ -266,6 +300,36 @@ public sealed class GuestMemory : IDisposable
             }
             done += n;
             cursor += (ulong)n;
+        }
+        error = null;
+        return true;
+    }
+
+    /// <summary>Whether every byte of the range is backed (and writable, for a write), without touching any.</summary>
+    private bool CheckRange(ulong address, ulong length, bool write, [System.Diagnostics.CodeAnalysis.NotNullWhen(false)] out string? error)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (address + length < address)
+        {
+            error = "the range wraps around the address space";
+            return false;
+        }
+        ulong cursor = address;
+        ulong end = address + length;
+        while (cursor < end)
+        {
+            GuestRegion? r = Find(cursor);
+            if (r is null)
+            {
+                error = $"no memory region at 0x{cursor:x}";
+                return false;
+            }
+            if (write && r.ReadOnly)
+            {
+                error = $"region {r} is read-only";
+                return false;
+            }
+            cursor = Math.Min(end, r.End);
         }
         error = null;
         return true;

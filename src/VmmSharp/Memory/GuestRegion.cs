@@ -3,9 +3,10 @@ using VmmSharp.Interop;
 namespace VmmSharp.Memory;
 
 /// <summary>
-/// One contiguous range of guest-physical memory, backed by an anonymous host mapping.
+/// One contiguous range of guest-physical memory, backed by an anonymous host mapping. Its
+/// <see cref="GuestMemory"/> owns the mapping and alone unmaps it. Any thread may use it.
 /// </summary>
-public sealed class GuestRegion : IDisposable
+public sealed class GuestRegion
 {
     private readonly SafeMapping _mapping;
 
@@ -53,8 +54,8 @@ public sealed class GuestRegion : IDisposable
         return new Span<byte>((byte*)_mapping.Address + offset, length);
     }
 
-    /// <inheritdoc/>
-    public void Dispose() => _mapping.Dispose();
+    /// <summary>Unmaps the region; only its <see cref="GuestMemory"/> does this.</summary>
+    internal void Unmap() => _mapping.Dispose();
 
     /// <inheritdoc/>
     public override string ToString() => $"[0x{GuestAddress:x}, 0x{End:x}){(ReadOnly ? " ro" : "")}";

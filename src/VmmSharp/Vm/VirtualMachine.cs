@@ -9,10 +9,27 @@ namespace VmmSharp.Vm;
 /// A VM with its guest memory and its vCPUs, each run by a <see cref="VcpuDispatcher"/>.
 /// It owns the KVM handles and the memory it was given, and releases them on dispose.
 /// </summary>
+/// <remarks>
+/// <para>
+/// Ownership: the VM owns its <see cref="GuestMemory"/> from the call to <see cref="Create(GuestMemory, bool, KvmSystem)"/>
+/// on: it maps each region into a KVM memory slot, refuses <see cref="GuestMemory.Dispose"/> meanwhile, and unmaps the
+/// memory itself when it is disposed, but only once no vCPU can touch it any more (a vCPU still running at dispose
+/// defers that to the end of its run). If <c>Create</c> fails, it disposes the memory and the KVM system it was given,
+/// so a caller never has to clean up after a failed <c>Create</c>; memory that another VM owns is refused and left alone.
+/// </para>
+/// <para>
+/// Threading: <see cref="AddVcpu"/>, <see cref="Run(TimeSpan, int)"/>, the CPUID settings and <see cref="Dispose"/> belong
+/// to the thread that owns the VM (one at a time). <see cref="Recall"/> and <see cref="Release"/> may be called from any
+/// thread at any time, also after dispose (then they do nothing); <see cref="ExitCounts"/>, <see cref="Vcpus"/> and
+/// the indexer may be read from any thread once the vCPUs have been added; <see cref="Memory"/> follows
+/// <see cref="GuestMemory"/>'s rules.
+/// </para>
+/// </remarks>
 public sealed class VirtualMachine : IDisposable
 {
     private readonly List<VcpuDispatcher> _vcpus = [];
     private readonly KvmCpuidEntry[] _supportedCpuid;
+    private int _cpuCount = 1;
     private bool _disposed;
 
     private VirtualMachine(KvmSystem kvm, KvmVm vm, GuestMemory memory)
@@ -38,23 +55,67 @@ public sealed class VirtualMachine : IDisposable
     /// <summary>CPUID bits hidden from every vCPU created after this is set.</summary>
     public IReadOnlyList<CpuidMask> CpuidMasks { get; set; } = [];
 
-    /// <summary>How many vCPUs the guest is told it has (CPUID); defaults to the number created so far.</summary>
-    public int? AnnouncedCpuCount { get; set; }
+    /// <summary>
+    /// How many vCPUs the VM has: every vCPU's CPUID describes this many, so it is set before the first
+    /// <see cref="AddVcpu"/> and <see cref="AddVcpu"/> creates no more. 1 unless set.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Set after a vCPU was added.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">Set to less than 1 or more than 255.</exception>
+    public int CpuCount
+    {
+        get => _cpuCount;
+        set
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
+            ArgumentOutOfRangeException.ThrowIfGreaterThan(value, 255);
+            if (_vcpus.Count > 0)
+            {
+                throw new InvalidOperationException($"the CPU count is fixed once vCPUs exist ({_vcpus.Count} created for {_cpuCount})");
+            }
+            _cpuCount = value;
+        }
+    }
 
     /// <summary>
-    /// Creates a VM over <paramref name="memory"/> (which it then owns), optionally with the in-kernel
-    /// irqchip and PIT.
+    /// Creates a VM over <paramref name="memory"/> (which it then owns, also if this fails), optionally with the
+    /// in-kernel irqchip and PIT.
     /// </summary>
     /// <exception cref="KvmUnavailableException">KVM cannot be used here; the message says why.</exception>
-    public static VirtualMachine Create(GuestMemory memory, bool irqchip = false) => Create(memory, irqchip, KvmSystem.Open());
+    public static VirtualMachine Create(GuestMemory memory, bool irqchip = false)
+    {
+        ArgumentNullException.ThrowIfNull(memory);
+        KvmSystem kvm;
+        try
+        {
+            kvm = KvmSystem.Open();
+        }
+        catch
+        {
+            memory.Dispose();
+            throw;
+        }
+        return Create(memory, irqchip, kvm);
+    }
 
     /// <summary>
-    /// Creates a VM over <paramref name="memory"/> with an already open <paramref name="kvm"/>; the VM then owns both.
+    /// Creates a VM over <paramref name="memory"/> with an already open <paramref name="kvm"/>; the VM then owns both,
+    /// and if this fails it disposes both.
     /// </summary>
+    /// <exception cref="InvalidOperationException">Another VM owns <paramref name="memory"/> (which is then left alone).</exception>
     public static VirtualMachine Create(GuestMemory memory, bool irqchip, KvmSystem kvm)
     {
         ArgumentNullException.ThrowIfNull(memory);
         ArgumentNullException.ThrowIfNull(kvm);
+        try
+        {
+            memory.ClaimForVm();
+        }
+        catch (InvalidOperationException) // owned by another VM, or disposed (ObjectDisposedException)
+        {
+            kvm.Dispose();
+            throw;
+        }
         KvmVm? vm = null;
         try
         {
@@ -65,7 +126,7 @@ public sealed class VirtualMachine : IDisposable
                 vm.SetTssAddress(0xfffb_d000);
             }
             // Memory before the irqchip: the other way round, KVM spends about 7 ms on the first memory slot.
-            vm.MapMemory(memory);
+            MapSlots(vm, memory);
             if (irqchip)
             {
                 vm.CreateIrqchip();
@@ -77,18 +138,37 @@ public sealed class VirtualMachine : IDisposable
         {
             vm?.Dispose();
             kvm.Dispose();
+            memory.ReleaseFromVm();
             throw;
         }
     }
 
-    /// <summary>Creates the next vCPU, with CPUID from KVM's supported leaves, and returns its dispatcher.</summary>
+    /// <summary>Gives each region of <paramref name="memory"/> a memory slot of its own, read-only regions read-only.</summary>
+    private static void MapSlots(KvmVm vm, GuestMemory memory)
+    {
+        uint slot = 0;
+        foreach (GuestRegion region in memory.Regions)
+        {
+            vm.SetUserMemoryRegion(new KvmMemorySlot(slot++, region.GuestAddress, region.Size, region.HostAddress, region.ReadOnly));
+        }
+    }
+
+    /// <summary>
+    /// Creates the next vCPU, with CPUID from KVM's supported leaves describing <see cref="CpuCount"/> CPUs, and
+    /// returns its dispatcher.
+    /// </summary>
+    /// <exception cref="InvalidOperationException"><see cref="CpuCount"/> vCPUs exist already.</exception>
     public VcpuDispatcher AddVcpu()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_vcpus.Count >= _cpuCount)
+        {
+            throw new InvalidOperationException($"the VM has {_cpuCount} CPU(s) and all exist: set CpuCount before adding the first vCPU");
+        }
         KvmVcpu vcpu = Handle.CreateVcpu(_vcpus.Count);
         try
         {
-            vcpu.SetCpuid(Cpuid.ForVcpu(_supportedCpuid, vcpu.Id, AnnouncedCpuCount ?? (_vcpus.Count + 1), CpuidMasks));
+            vcpu.SetCpuid(Cpuid.ForVcpu(_supportedCpuid, vcpu.Id, _cpuCount, CpuidMasks));
         }
         catch
         {
@@ -133,12 +213,18 @@ public sealed class VirtualMachine : IDisposable
         => Run(deadline, stackSize, out _);
 
     /// <summary>Like <see cref="Run(TimeSpan, int)"/>; <paramref name="deadlinePassed"/> tells whether the deadline ended it.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="deadline"/> is negative or beyond <see cref="int.MaxValue"/> ms (and not infinite); no vCPU was started.</exception>
     public VcpuRunResult Run(TimeSpan deadline, int stackSize, out bool deadlinePassed)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (_vcpus.Count == 0)
         {
             throw new InvalidOperationException("the VM has no vCPUs: call AddVcpu first");
+        }
+        // Checked before any vCPU starts: a bad deadline must not leave a running guest behind an exception.
+        if (deadline != Timeout.InfiniteTimeSpan && (deadline < TimeSpan.Zero || deadline.TotalMilliseconds > int.MaxValue))
+        {
+            throw new ArgumentOutOfRangeException(nameof(deadline), deadline, "the deadline must be 0 to int.MaxValue milliseconds, or infinite");
         }
         Task<VcpuRunResult>[] runs = [.. _vcpus.Select(v => v.Start(stackSize))];
         int first = Task.WaitAny(runs, deadline);
@@ -162,7 +248,24 @@ public sealed class VirtualMachine : IDisposable
         return result;
     }
 
-    /// <inheritdoc/>
+    /// <summary>
+    /// For a process about to exit: lets a helper process (<c>cat</c>, holding the VM's file descriptor until this
+    /// process has exited) perform the kernel's teardown of the VM, so that the exit does not wait for it. Closing a
+    /// VM waits for SRCU grace periods as KVM unregisters the PIT, the irqchip and the MMU notifier: 15–35 ms on the
+    /// PVM hosts of this project, most of a short-lived VM's life. The guest's memory is still freed when this
+    /// process exits; the helper frees the rest right after. Dispose as usual afterwards (it is then cheap).
+    /// </summary>
+    /// <returns>True if the helper holds the VM; false, with nothing changed, if none could be started.</returns>
+    public bool HandOffTeardown()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return Handle.HandOffTeardown();
+    }
+
+    /// <summary>
+    /// Stops the vCPUs (waiting a bounded time), closes the vCPUs and the VM, and unmaps the guest memory once no vCPU
+    /// can touch it: at once if every vCPU has stopped, else when the last one's run ends.
+    /// </summary>
     public void Dispose()
     {
         if (_disposed)
@@ -171,25 +274,23 @@ public sealed class VirtualMachine : IDisposable
         }
         _disposed = true;
         StopAll();
-        bool allStopped = true;
+        // A vCPU still in its loop keeps its descriptor and kvm_run open until it leaves (SafeHandle references).
         foreach (VcpuDispatcher v in _vcpus)
         {
-            // Never unmap kvm_run under a thread that is still in it.
-            if (!v.IsStarted || v.Completion.IsCompleted)
-            {
-                v.Vcpu.Dispose();
-            }
-            else
-            {
-                allStopped = false;
-            }
+            v.Vcpu.Dispose();
         }
-        if (allStopped)
-        {
-            Handle.Dispose();
-            Memory.Dispose();
-        }
+        Handle.Dispose();
         Kvm.Dispose();
+        Task[] running = [.. _vcpus.Where(v => v.IsStarted && !v.Completion.IsCompleted).Select(v => v.Completion)];
+        if (running.Length == 0)
+        {
+            Memory.ReleaseFromVm();
+        }
+        else
+        {
+            _ = Task.WhenAll(running).ContinueWith(_ => Memory.ReleaseFromVm(), CancellationToken.None,
+                TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        }
     }
 
     private void StopAll()

@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using VmmSharp.Arch.X86;
 using VmmSharp.Boot;
 using VmmSharp.Memory;
@@ -46,11 +47,72 @@ public class LinuxLoaderTests
     }
 
     [Fact]
-    public void WhenThePreferredAddressDoesNotFitTheKernelLoadsAtOneMiB()
+    public void ANonRelocatableKernelRunsAtItsPreferredAddressSoItsInitSizeCountsFromThere()
     {
-        using GuestMemory memory = BootTestMemory.Ram(16);
-        BootResult r = LinuxLoader.Load(memory, Request(TestImages.BzImage(prefAddress: 0xF00000, initSize: 0x200000)));
+        using GuestMemory memory = BootTestMemory.Ram(64);
+        BootResult r = LinuxLoader.Load(memory, Request(TestImages.BzImage(relocatable: false, prefAddress: 0x1000000, initSize: 0x20000)));
         Assert.Equal(0x100000UL, r.KernelStart);
+        Assert.Equal(0x1020000UL, r.KernelEnd);
+    }
+
+    [Fact]
+    public void ARelocatableKernelRunsAtItsPreferredAddressAlignedUpToKernelAlignment()
+    {
+        using GuestMemory memory = BootTestMemory.Ram(64);
+        BootResult r = LinuxLoader.Load(memory, Request(TestImages.BzImage(prefAddress: 0x1100000, initSize: 0x20000)));
+        Assert.Equal(0x1200000UL, r.KernelStart);
+        Assert.Equal(0x1220000UL, r.KernelEnd);
+        Assert.Equal(0x1200200UL, r.EntryState.Rip);
+    }
+
+    [Fact]
+    public void BeforeProtocol210ThereIsNoPreferredAddressAndARelocatableKernelRunsAtOneMiBAligned()
+    {
+        using GuestMemory memory = BootTestMemory.Ram(64);
+        BootResult r = LinuxLoader.Load(memory, Request(TestImages.BzImage(version: 0x209, prefAddress: 0x1000000)));
+        Assert.Equal(0x200000UL, r.KernelStart);
+    }
+
+    [Fact]
+    public void ARelocatableKernelWhoseInitSizeFromThePreferredAddressPassesRamEndIsRefused()
+    {
+        // Loading it at 1 MiB instead would not help: it moves up to pref_address before decompressing.
+        InvalidKernelImageException e = Refused(TestImages.BzImage(prefAddress: 0xF00000, initSize: 0x600000), mib: 20);
+        Assert.Contains("runs at its pref_address aligned to kernel_alignment (init_size), needs 0x600000 bytes at 0x1000000 but guest RAM ends at 0x1400000",
+            e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ANonRelocatableKernelWhoseInitSizeFromThePreferredAddressPassesRamEndIsRefused()
+    {
+        InvalidKernelImageException e = Refused(TestImages.BzImage(relocatable: false, prefAddress: 0x1000000, initSize: 0x1000000), mib: 24);
+        Assert.Contains("non-relocatable kernel, which runs at its pref_address (init_size), needs 0x1000000 bytes at 0x1000000 but guest RAM ends at 0x1800000",
+            e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void TheInitrdNeverOverlapsWhereTheKernelRuns()
+    {
+        // Placed as high as possible, this initrd would start at 0x1200000, inside [0x1000000, 0x1400000) where the kernel runs.
+        InvalidKernelImageException e = Refused(TestImages.BzImage(relocatable: false, prefAddress: 0x1000000, initSize: 0x400000),
+            mib: 64, initrd: new byte[0x2E00000]);
+        Assert.Contains("between the kernel's end at 0x1400000 and 0x4000000", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AKernelAlignmentThatIsNotAPowerOfTwoIsRefused()
+    {
+        byte[] image = TestImages.BzImage();
+        BinaryPrimitives.WriteUInt32LittleEndian(image.AsSpan(0x230), 0x300000);
+        InvalidKernelImageException e = Refused(image);
+        Assert.Contains("kernel_alignment 0x300000 is not a power of two", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void APreferredAddressAtTheTopOfTheAddressSpaceIsRefusedWithoutOverflow()
+    {
+        InvalidKernelImageException e = Refused(TestImages.BzImage(prefAddress: 0xFFFF_FFFF_FFF0_0000));
+        Assert.Contains("pref_address 0xfffffffffff00000 is beyond any guest RAM", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -182,8 +244,8 @@ public class LinuxLoaderTests
     [Fact]
     public void AKernelLargerThanRamIsRefusedWithSizesAndRamEnd()
     {
-        InvalidKernelImageException e = Refused(TestImages.BzImage(initSize: 0x3000000, relocatable: false), mib: 32);
-        Assert.Contains("kernel needs 0x3000000 bytes at 0x100000 but guest RAM ends at 0x2000000", e.Message, StringComparison.Ordinal);
+        InvalidKernelImageException e = Refused(TestImages.BzImage(initSize: 0x3000000), mib: 32);
+        Assert.Contains("needs 0x3000000 bytes at 0x1000000 but guest RAM ends at 0x2000000", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]

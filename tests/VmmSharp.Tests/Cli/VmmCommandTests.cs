@@ -8,9 +8,12 @@ namespace VmmSharp.Tests.Cli;
 /// <summary>The <c>vmm</c> command as a user runs it: a separate process, its exit status, stdout and stderr.</summary>
 public class VmmCommandTests
 {
-    private sealed record Outcome(int Status, string Stdout, string Stderr);
+    private sealed record Outcome(int Status, string Stdout, string Stderr)
+    {
+        public string[] StderrLines => Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+    }
 
-    private static Outcome Vmm(string stdin, params string[] args)
+    private static ProcessStartInfo VmmStart(string[] args)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -23,7 +26,12 @@ public class VmmCommandTests
         {
             start.ArgumentList.Add(a);
         }
-        using Process process = Process.Start(start)!;
+        return start;
+    }
+
+    private static Outcome Vmm(string stdin, params string[] args)
+    {
+        using Process process = Process.Start(VmmStart(args))!;
         process.StandardInput.Write(stdin);
         process.StandardInput.Close();
         Task<string> stdout = process.StandardOutput.ReadToEndAsync();
@@ -59,6 +67,20 @@ public class VmmCommandTests
     }
 
     [Fact]
+    public void InfoReportsWhatItsProbeVmsMeasuredAsThisKindOfHostBehaves()
+    {
+        KvmRequirement.Ensure();
+        Outcome o = Vmm("", "info");
+        Assert.Equal(0, o.Status);
+        bool pvm = VmmSharp.Kvm.KvmSystem.Virtualization.Kind == VmmSharp.Kvm.HostVirtualizationKind.Pvm;
+        Assert.Matches(@"guests here \(measured by two probe VMs in [0-9.]+ ms\)", o.Stdout);
+        Assert.Contains(pvm ? "CPL0 code:      emulated by KVM's instruction emulator" : "CPL0 code:      runs natively", o.Stdout, StringComparison.Ordinal);
+        Assert.Contains(pvm ? "user syscall:   does not enter the guest kernel" : "user syscall:   enters the guest kernel at CPL0", o.Stdout, StringComparison.Ordinal);
+        Assert.Matches(pvm ? @"CPUID policy:   hides .* of what KVM offers \([0-9]+ features in the Pvm policy\)" : "CPUID policy:   hides nothing", o.Stdout);
+        Assert.Contains("fallback:", o.Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void AKernelGetsStdinOnCom1AndTheProcessExitsWithTheDebugExitStatus()
     {
         KvmRequirement.Ensure();
@@ -76,26 +98,145 @@ public class VmmCommandTests
     }
 
     [Fact]
-    public void AMarkerGuestBootsThroughPvh()
+    public void ASuccessfulKernelRunPrintsOnlyTheGuestsOutputAndNothingOnStderr()
     {
         KvmRequirement.Ensure();
-        Outcome o = Vmm("", "run", "--kernel", TestGuests.MarkerKernel, "--quiet");
+        Outcome o = Vmm("", "run", "--kernel", TestGuests.MarkerKernel);
         Assert.Equal(1, o.Status);
         Assert.Equal("VMM-MARKER", o.Stdout.Trim());
         Assert.Equal("", o.Stderr);
     }
 
-    [Theory]
-    [InlineData("--kernel", "/nonexistent/kernel", "kernel image '/nonexistent/kernel' not found")]
-    [InlineData("--mem", "12X", "memory size '12X' is not a positive number")]
-    [InlineData("--cpus", "0", "0")]
-    public void BadInputGetsOneClearLineAndAFailureStatus(string option, string value, string expected)
+    [Fact]
+    public void TheRetiredQuietOptionIsStillAccepted()
     {
         KvmRequirement.Ensure();
-        string[] args = option == "--kernel" ? ["run", option, value] : ["run", "--kernel", TestGuests.MarkerKernel, option, value];
+        Outcome o = Vmm("", "run", "--kernel", TestGuests.MarkerKernel, "--quiet");
+        Assert.Equal(1, o.Status);
+        Assert.Equal("", o.Stderr);
+    }
+
+    [Theory]
+    [InlineData("--stats")]
+    [InlineData("--log-level", "information")]
+    public void StatsOrInformationLoggingPrintsTheSummaryOnStderr(params string[] option)
+    {
+        KvmRequirement.Ensure();
+        Outcome o = Vmm("", ["run", "--kernel", TestGuests.MarkerKernel, .. option]);
+        Assert.Equal(1, o.Status);
+        Assert.Equal("VMM-MARKER", o.Stdout.Trim());
+        Assert.Matches(@"vmm: guest wrote to the debug-exit port: status 1; status 1 after [0-9.]+ ms \(Pvh kernel\)\nvmm: exits: ", o.Stderr);
+    }
+
+    [Fact]
+    public void AFailedRunSaysWhyInOneLineOnStderr()
+    {
+        KvmRequirement.Ensure();
+        string path = GuestImages.Write(GuestImages.TripleFault(), "triple-cli");
+        try
+        {
+            Outcome o = Vmm("", "run", "--kernel", path, "--timeout", "30");
+            Assert.Equal(2, o.Status);
+            Assert.Single(o.StderrLines);
+            Assert.StartsWith("vmm: error: ", o.Stderr, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public void AGuestThatKeepsResettingStopsAtTheRebootLimitWithOneLineNamingIt()
+    {
+        KvmRequirement.Ensure();
+        string path = GuestImages.Write(GuestImages.BzImageRunning(a =>
+        {
+            a.mov(Iced.Intel.AssemblerRegisters.al, 0xfe);
+            a.@out(0x64, Iced.Intel.AssemblerRegisters.al);
+            a.hlt();
+        }), "reboot-cli");
+        try
+        {
+            Outcome o = Vmm("", "run", "--kernel", path, "--on-reset", "reboot", "--max-reboots", "2", "--timeout", "30");
+            Assert.Equal(2, o.Status);
+            Assert.Equal("vmm: error: the guest reset again after 2 reboots, the limit (--max-reboots 2); status 2", Assert.Single(o.StderrLines));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public void AStdoutNobodyReadsNeitherHoldsTheRunPastItsTimeoutNorHangsTheCommand()
+    {
+        KvmRequirement.Ensure();
+        string path = GuestImages.Write(ConsoleTests.SpamKernel(), "spam-cli");
+        try
+        {
+            using Process process = Process.Start(VmmStart(["run", "--kernel", path, "--timeout", "1"]))!;
+            process.StandardInput.Close();
+            Task<string> stderr = process.StandardError.ReadToEndAsync();
+            // stdout is never read: the pipe fills up and stays full, as behind a stalled reader.
+            bool ended = process.WaitForExit(TimeSpan.FromSeconds(20));
+            if (!ended)
+            {
+                process.Kill(entireProcessTree: true);
+            }
+            Assert.True(ended, "vmm with a stalled stdout did not end within 20 s of a 1 s timeout");
+            Assert.Equal(124, process.ExitCode);
+            Assert.Contains("did not finish within its deadline", stderr.Result, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Theory]
+    [InlineData("--kernel /nonexistent/kernel", "kernel image '/nonexistent/kernel' not found")]
+    [InlineData("--kernel /dev/zero", "kernel image '/dev/zero' is a character device, not a regular file")]
+    [InlineData("--kernel /tmp", "kernel image '/tmp' is a directory")]
+    [InlineData("--kernel MARKER --initrd /dev/zero", "initrd '/dev/zero' is a character device")]
+    [InlineData("--kernel MARKER --timeout 1e300", "--timeout '1e300': give a number of seconds from 0 (no limit) to 2147483")]
+    [InlineData("--kernel MARKER --timeout 3000000", "--timeout '3000000': give a number of seconds")]
+    [InlineData("--kernel MARKER --timeout -1", "--timeout '-1': give a number of seconds")]
+    [InlineData("--kernel MARKER --timeout NaN", "--timeout 'NaN': give a number of seconds")]
+    [InlineData("--kernel MARKER --mem 12X", "memory size '12X' is not a positive number")]
+    [InlineData("--kernel MARKER --mem 0", "memory size '0' is not a positive number")]
+    [InlineData("--kernel MARKER --mem 1", "--mem '1': guest memory size 0x1 (1 bytes) is below the minimum")]
+    [InlineData("--kernel MARKER --mem 99999999999T", "memory size '99999999999T' is too large")]
+    [InlineData("--kernel MARKER --cpus 0", "--cpus '0': give a whole number from 1 to 254")]
+    [InlineData("--kernel MARKER --cpus -1", "--cpus '-1': give a whole number from 1 to 254")]
+    [InlineData("--kernel MARKER --cpus 99999999999", "--cpus '99999999999': give a whole number from 1 to 254")]
+    [InlineData("--kernel MARKER --cpus two", "--cpus 'two': give a whole number")]
+    [InlineData("--kernel MARKER --cpuid-mask garbage", "CPUID mask 'garbage' is not LEAF[.SUBLEAF]:REGISTER:MASK")]
+    [InlineData("--kernel MARKER --cpuid-mask 1:ecx:zz", "'zz' is not a number")]
+    [InlineData("--kernel MARKER --on-reset never", "--on-reset 'never': give one of exit, reboot")]
+    [InlineData("--kernel MARKER --log-level loud", "--log-level 'loud': give one of trace, debug, information")]
+    [InlineData("--kernel MARKER --max-reboots -1", "--max-reboots '-1': give a whole number from 0 to 1000000")]
+    [InlineData("--mem 512M", "--mem applies to a kernel run: give --kernel FILE too")]
+    public void BadRunInputGetsOneClearLineAndStartsNothing(string arguments, string expected)
+    {
+        KvmRequirement.Ensure();
+        string[] args = ["run", .. arguments.Replace("MARKER", TestGuests.MarkerKernel, StringComparison.Ordinal).Split(' ')];
         Outcome o = Vmm("", args);
         Assert.NotEqual(0, o.Status);
-        Assert.Contains(expected, o.Stderr + o.Stdout, StringComparison.Ordinal);
-        Assert.DoesNotContain("   at ", o.Stderr, StringComparison.Ordinal); // no stack trace
+        Assert.Contains(expected, Assert.Single(o.StderrLines), StringComparison.Ordinal);
+        Assert.Equal("", o.Stdout); // no guest ran
+    }
+
+    [Theory]
+    [InlineData("startup --runs 0", "--runs '0': give a whole number from 1 to 10000")]
+    [InlineData("exits --exits 0", "--exits '0': give a whole number from 1 to")]
+    [InlineData("exits --rounds -5", "--rounds '-5': give a whole number from 1 to")]
+    [InlineData("recall --recalls 0", "--recalls '0': give a whole number from 1 to")]
+    public void BadBenchInputGetsOneClearLineAndStartsNothing(string arguments, string expected)
+    {
+        Outcome o = Vmm("", ["bench", .. arguments.Split(' ')]);
+        Assert.NotEqual(0, o.Status);
+        Assert.Contains(expected, Assert.Single(o.StderrLines), StringComparison.Ordinal);
+        Assert.Equal("", o.Stdout);
     }
 }

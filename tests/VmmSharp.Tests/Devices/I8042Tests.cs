@@ -152,6 +152,50 @@ public class I8042Tests
     }
 
     [Fact]
+    public void Enabling_the_keyboard_interrupt_with_a_byte_waiting_raises_IRQ_1()
+    {
+        Command(0x60);
+        Data(0x00); // interrupts off
+        Command(0xaa); // self-test: 0x55 waits in the output buffer
+        Assert.Empty(_keyboardIrq.Levels);
+
+        Command(0x60);
+        Data(0x01); // keyboard interrupt on, with the byte still there
+
+        Assert.True(_keyboardIrq.Level);
+        Assert.Equal(0x55, ReadData());
+        Assert.False(_keyboardIrq.Level);
+    }
+
+    [Fact]
+    public void Disabling_the_keyboard_interrupt_lowers_IRQ_1_while_the_byte_waits()
+    {
+        Command(0xaa);
+        Assert.True(_keyboardIrq.Level);
+
+        Command(0x60);
+        Data(0x00);
+
+        Assert.False(_keyboardIrq.Level);
+        Assert.Equal(0x01, Status() & 0x01);
+    }
+
+    [Fact]
+    public void IRQ_12_follows_an_auxiliary_byte_and_IRQ_1_stays_low()
+    {
+        var aux = new RecordingIrqLine();
+        var controller = new I8042(() => { }, _keyboardIrq, aux);
+        controller.CommandPort.Write(0, [0xd3]); // aux loopback
+        controller.DataPort.Write(0, [0x5a]);
+
+        Assert.True(aux.Level);
+        Assert.Empty(_keyboardIrq.Levels);
+        Span<byte> data = stackalloc byte[1];
+        controller.DataPort.Read(0, data);
+        Assert.False(aux.Level);
+    }
+
+    [Fact]
     public void Ports_read_all_ones_beyond_offset_0()
     {
         Span<byte> data = stackalloc byte[1];

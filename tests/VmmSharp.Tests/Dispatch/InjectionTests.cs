@@ -9,21 +9,6 @@ namespace VmmSharp.Tests.Dispatch;
 /// <summary>The INJ group: interrupt windows, external interrupts and exceptions.</summary>
 public class InjectionTests
 {
-    /// <summary>Installs a 64-bit interrupt gate for <paramref name="vector"/> pointing at <paramref name="handler"/>.</summary>
-    private static void InstallGate(Assembler a, int vector, Label handler)
-    {
-        ulong gate = TinyGuestLayout.Idt + (ulong)(vector * 16);
-        a.lea(rax, __[handler]);
-        a.mov(rbx, gate);
-        a.mov(__word_ptr[rbx], ax);
-        a.mov(__word_ptr[rbx + 2], TinyGuestLayout.KernelCode64);
-        a.mov(__word_ptr[rbx + 4], 0x8e00); // present, DPL 0, 64-bit interrupt gate
-        a.shr(rax, 16);
-        a.mov(__word_ptr[rbx + 6], ax);
-        a.shr(rax, 16);
-        a.mov(__dword_ptr[rbx + 8], eax);
-    }
-
     [Fact]
     public void InterruptWindowOpensAndAnInjectedInterruptReachesTheGuest()
     {
@@ -31,7 +16,7 @@ public class InjectionTests
         using var run = GuestRun.Create(GuestMode.Long64, a =>
         {
             Label isr = a.CreateLabel(), spin = a.CreateLabel();
-            InstallGate(a, 0x30, isr);
+            a.InstallGate(0x30, isr);
             a.sti();
             a.Label(ref spin);
             a.pause();
@@ -62,7 +47,7 @@ public class InjectionTests
         using var run = GuestRun.Create(GuestMode.Long64, a =>
         {
             Label isr = a.CreateLabel();
-            InstallGate(a, 0x31, isr);
+            a.InstallGate(0x31, isr);
             a.sti();
             a.hlt();
             a.ExitWith(1); // not reached: the interrupt comes first
@@ -80,12 +65,30 @@ public class InjectionTests
     }
 
     [Fact]
+    public void AHaltWhoseWindowHandlerInjectsNothingIsStillAHalt()
+    {
+        int windows = 0;
+        using var run = GuestRun.Create(GuestMode.Long64, a =>
+        {
+            a.sti();
+            a.hlt();
+            a.ExitWith(1); // the HLT was lost
+        }, extraStartupMtd: Mtd.Inj, startup: s => s.RequestInterruptWindow = true);
+        run.HandleConsoleAndExit();
+        Assert.True(run.Vcpu.Register(VcpuEvent.IrqWindow, Mtd.Inj, _ => windows++));
+        Assert.True(run.Vcpu.Register(VcpuEvent.Hlt, Mtd.None, s => s.Stop(2, "halted")));
+
+        Assert.Equal(2, run.Run().AssertStopped().Status);
+        Assert.Equal(1, windows);
+    }
+
+    [Fact]
     public void InjectedExceptionWithErrorCodeReachesTheGuestsHandler()
     {
         using var run = GuestRun.Create(GuestMode.Long64, a =>
         {
             Label handler = a.CreateLabel();
-            InstallGate(a, 13, handler);
+            a.InstallGate(13, handler);
             a.@out(0x99, al); // the VMM answers with #GP(0x1234)
             a.ExitWith(1);     // not reached
             a.Label(ref handler);
@@ -110,6 +113,49 @@ public class InjectionTests
 
         Assert.Equal(0, result.Status);
         Assert.Equal("BA", run.Output.ToString());
+    }
+
+    [Fact]
+    public void AnInjectedNmiReachesTheGuestsNmiHandler()
+    {
+        using var run = GuestRun.Create(GuestMode.Long64, a =>
+        {
+            Label nmi = a.CreateLabel();
+            a.InstallGate(2, nmi);
+            a.@out(0x99, al); // the VMM answers with an NMI
+            a.ExitWith(1);     // not reached
+            a.Label(ref nmi);
+            a.ExitWith(0);
+        });
+        Assert.True(run.Vcpu.Register(VcpuEvent.Io, Mtd.Qual | Mtd.Inj, s =>
+        {
+            if (s.Io.Port == 0x99)
+            {
+                s.InjectNmi();
+            }
+            else
+            {
+                s.Stop((int)s.Io.Value, "exit");
+            }
+        }));
+
+        Assert.Equal(0, run.Run().AssertStopped().Status);
+    }
+
+    [Fact]
+    public void InjectingTheNmiVectorAsAnExceptionIsRefusedWithAClearMessage()
+    {
+        ArgumentException? refused = null;
+        using var run = GuestRun.Create(GuestMode.Long64, a => a.ExitWith(0));
+        Assert.True(run.Vcpu.Register(VcpuEvent.Io, Mtd.Qual | Mtd.Inj, s =>
+        {
+            refused = Assert.Throws<ArgumentException>(() => s.InjectException(2));
+            s.Stop(0, "done");
+        }));
+
+        run.Run().AssertStopped();
+
+        Assert.Contains("InjectNmi", refused!.Message, StringComparison.Ordinal);
     }
 
     [Fact]

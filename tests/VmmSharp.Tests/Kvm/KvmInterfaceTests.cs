@@ -39,10 +39,11 @@ public class KvmInterfaceTests
         using KvmSystem kvm = KvmSystem.Open();
         using KvmVm vm = kvm.CreateVm();
         using var memory = GuestMemory.WithRam(1 << 20);
-        vm.MapMemory(memory);
         using var overlapping = GuestMemory.WithRam(1 << 20);
+        GuestRegion first = memory.Regions[0], second = overlapping.Regions[0];
+        vm.SetUserMemoryRegion(new KvmMemorySlot(0, 0, first.Size, first.HostAddress));
 
-        var e = Assert.Throws<KvmException>(() => vm.MapMemory(overlapping));
+        var e = Assert.Throws<KvmException>(() => vm.SetUserMemoryRegion(new KvmMemorySlot(1, 0, second.Size, second.HostAddress)));
 
         Assert.Equal("KVM_SET_USER_MEMORY_REGION", e.Ioctl);
         Assert.Equal(17, e.Errno); // EEXIST: the range is taken

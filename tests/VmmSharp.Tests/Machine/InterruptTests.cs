@@ -92,9 +92,9 @@ public class InterruptTests
         string path = GuestImages.Write(InterruptEchoKernel(), "irq");
         try
         {
-            var output = new MemoryStream();
+            using var output = new CapturedConsole();
             MachineResult result = MachineRunner.Run(
-                new MachineOptions(path) { SerialOutput = output, Deadline = TimeSpan.FromSeconds(30) },
+                new MachineOptions(path) { Console = output.Console, Deadline = TimeSpan.FromSeconds(30) },
                 m => Task.Run(async () =>
                 {
                     // Let the guest program its interrupt controllers and halt first.
@@ -104,8 +104,8 @@ public class InterruptTests
                     m.Serial.EnqueueInput("!"u8);
                 }));
 
-            Assert.True(result.Outcome == MachineOutcome.DebugExit, $"{result.Reason}; output: {Encoding.ASCII.GetString(output.ToArray())}");
-            Assert.Equal("irq", Encoding.ASCII.GetString(output.ToArray()));
+            Assert.True(result.Outcome == MachineOutcome.DebugExit, $"{result.Reason}; output: {output.Text}");
+            Assert.Equal("irq", output.Text);
             Assert.True(result.ExitCounts.GetValueOrDefault(VmmSharp.Dispatch.VcpuEvent.Io) < 200, "the guest polled instead of sleeping");
         }
         finally

@@ -18,7 +18,7 @@ public class MachineErrorTests
         // Construction must refuse; it never runs the guest, so it cannot hang. Bound it all the same.
         var build = Task.Run(() =>
         {
-            using var machine = new PcMachine(options with { SerialOutput = Stream.Null });
+            using var machine = new PcMachine(options);
         });
         Assert.True(((IAsyncResult)build).AsyncWaitHandle.WaitOne(TimeSpan.FromSeconds(30)), "PcMachine construction did not finish in 30 s");
         Assert.True(build.IsFaulted, "PcMachine accepted the options");
@@ -49,6 +49,44 @@ public class MachineErrorTests
         Assert.Equal($"kernel image '{path}' not found", e.Message);
         Assert.Equal(nameof(MachineOptions.KernelPath), e.Option);
         Assert.IsAssignableFrom<VmmException>(e);
+    }
+
+    [Fact]
+    public void AnImageFileLargerThanTheGuestsRamIsRefusedBeforeItIsRead()
+    {
+        byte[] image = TestImages.BzImage(payloadSize: 3 << 20, initSize: 3 << 20);
+        var e = RefusedImage<MachineConfigurationException>(image, "huge-file", new MachineOptions("x") { MemorySize = 2UL << 20 });
+        Assert.Equal(nameof(MachineOptions.KernelPath), e.Option);
+        Assert.Contains("more than the guest's 2 MiB", e.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("/dev/zero", "is a character device, not a regular file")]
+    [InlineData("/tmp", "is a directory")]
+    public void AKernelThatIsNotARegularFileIsRefusedWithoutReadingIt(string path, string expected)
+    {
+        var e = Refused<MachineConfigurationException>(new MachineOptions(path));
+        Assert.Equal(nameof(MachineOptions.KernelPath), e.Option);
+        Assert.Contains($"kernel image '{path}' {expected}", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AnInitrdThatIsADeviceIsRefused()
+    {
+        var e = Refused<MachineConfigurationException>(new MachineOptions(TestGuests.PvhKernel) { InitrdPath = "/dev/zero" });
+        Assert.Equal(nameof(MachineOptions.InitrdPath), e.Option);
+        Assert.Contains("initrd '/dev/zero' is a character device", e.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(-1.0)]
+    [InlineData(0.0)]
+    [InlineData(3_000_000.0)]
+    public void ADeadlineOutOfRangeIsRefusedBeforeAnythingRuns(double seconds)
+    {
+        var e = Refused<MachineConfigurationException>(new MachineOptions(TestGuests.PvhKernel) { Deadline = TimeSpan.FromSeconds(seconds) });
+        Assert.Equal(nameof(MachineOptions.Deadline), e.Option);
+        Assert.DoesNotContain("Parameter", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -84,8 +122,8 @@ public class MachineErrorTests
     [Fact]
     public void KernelLargerThanRamIsRefused()
     {
-        // 3 MiB of payload for a 2 MiB guest.
-        byte[] image = TestImages.BzImage(payloadSize: 3 << 20, initSize: 3 << 20);
+        // A 1 MiB file that needs 3 MiB to run, in a 2 MiB guest.
+        byte[] image = TestImages.BzImage(payloadSize: 1 << 20, initSize: 3 << 20);
         var e = RefusedImage<InvalidKernelImageException>(image, "huge", new MachineOptions("x") { MemorySize = 2UL << 20 });
         Assert.Contains("guest RAM", e.Message, StringComparison.Ordinal);
     }

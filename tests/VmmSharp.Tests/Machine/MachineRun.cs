@@ -1,4 +1,5 @@
 using System.Text;
+using VmmSharp.Devices.Consoles;
 using VmmSharp.Machine;
 
 namespace VmmSharp.Tests.Machine;
@@ -31,7 +32,8 @@ internal sealed class MachineRun
     public static MachineRun Start(MachineOptions options, TimeSpan deadline, Func<string, bool>? stopWhen = null)
     {
         var serial = new WatchedStream();
-        using var machine = new PcMachine(options with { SerialOutput = serial, Deadline = deadline });
+        using var output = new ConsoleOutput(serial);
+        using var machine = new PcMachine(options with { Console = new HostConsole(output), Deadline = deadline });
         if (stopWhen is not null)
         {
             serial.OnLine = text =>
@@ -43,11 +45,12 @@ internal sealed class MachineRun
             };
         }
         MachineResult result = machine.Run();
-        string output = serial.Text;
+        Assert.True(output.Flush(TimeSpan.FromSeconds(10)), "the guest's output did not drain");
+        string text = serial.Text;
         TestContext.Current.SendDiagnosticMessage(
             $"{Path.GetFileName(options.KernelPath)}: {result.Outcome}, status {result.ExitStatus}, {result.Elapsed.TotalMilliseconds:0} ms, " +
             $"exits {string.Join(", ", result.ExitCounts.Select(kv => $"{kv.Key}={kv.Value}"))}");
-        return new MachineRun(result, output, machine);
+        return new MachineRun(result, text, machine);
     }
 
     /// <summary>What a failed assertion shows: the result and everything the guest printed.</summary>

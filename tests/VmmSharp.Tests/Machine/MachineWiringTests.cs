@@ -1,4 +1,5 @@
 using VmmSharp.Arch.X86;
+using VmmSharp.Kvm;
 using VmmSharp.Machine;
 
 namespace VmmSharp.Tests.Machine;
@@ -10,14 +11,14 @@ public class MachineWiringTests
     {
         var routes = GsiRouting.PcRoutes();
         const uint ioApic = 2;
-        Assert.Contains((0u, ioApic, (uint)Layout.Irq0IoApicPin), routes);
+        Assert.Contains(new KvmIrqRoute(0u, ioApic, (uint)Layout.Irq0IoApicPin), routes);
         // Nothing else lands on the PIT's pin, and IOAPIC pin 0 gets nothing (as in QEMU's pc machine).
         Assert.Single(routes, r => r.Irqchip == ioApic && r.Pin == Layout.Irq0IoApicPin);
         Assert.DoesNotContain(routes, r => r.Irqchip == ioApic && r.Pin == 0);
         // Every other ISA IRQ goes to its own pin and to the 8259s.
         foreach (uint irq in new uint[] { 1, 3, 4, 8, 12, 14, 15 })
         {
-            Assert.Contains((irq, ioApic, irq), routes);
+            Assert.Contains(new KvmIrqRoute(irq, ioApic, irq), routes);
             Assert.Contains(routes, r => r.Gsi == irq && r.Irqchip == (irq < 8 ? 0u : 1u) && r.Pin == irq % 8);
         }
         Assert.DoesNotContain(routes, r => r.Gsi == 2);
@@ -56,7 +57,7 @@ public class MachineWiringTests
         Assert.Equal("", o.CommandLine);
         Assert.Null(o.InitrdPath);
         Assert.Null(o.Deadline);
-        Assert.False(o.SerialInput);
+        Assert.Null(o.Console);
         Assert.Equal(ResetAction.Exit, o.OnReset);
     }
 }

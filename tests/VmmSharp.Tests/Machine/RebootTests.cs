@@ -28,14 +28,32 @@ public class RebootTests
 
             Assert.Equal(3, machines.Count);
             Assert.Equal(3, machines.Distinct().Count());
-            Assert.Equal(MachineOutcome.Reset, result.Outcome);
-            Assert.Equal(9, result.ExitStatus);
-            Assert.Equal("guest requested reset (after 2 reboots)", result.Reason);
+            Assert.Equal(MachineOutcome.RebootLimitReached, result.Outcome);
+            Assert.Equal(MachineResult.FailureStatus, result.ExitStatus);
+            Assert.Equal(2, result.Reboots);
+            Assert.Equal("guest requested reset after 2 reboots, the limit (MaxReboots 2)", result.Reason);
         }
         finally
         {
             File.Delete(path);
         }
+    }
+
+    [Fact]
+    public void RebootsAreBoundedByDefault()
+    {
+        Assert.Equal(MachineOptions.DefaultMaxReboots, new MachineOptions("k").MaxReboots);
+        Assert.InRange(MachineOptions.DefaultMaxReboots, 1, 1000);
+    }
+
+    [Fact]
+    public void ANegativeRebootLimitIsRefusedBeforeBooting()
+    {
+        int boots = 0;
+        var e = Assert.Throws<MachineConfigurationException>(() =>
+            MachineRunner.Run(new MachineOptions("k") { OnReset = ResetAction.Reboot, MaxReboots = -1 }, _ => boots++));
+        Assert.Contains("-1", e.Message, StringComparison.Ordinal);
+        Assert.Equal(0, boots);
     }
 
     [Fact]

@@ -38,14 +38,14 @@ public class SerialInputTests
         string path = GuestImages.Write(EchoKernel(), "echo");
         try
         {
-            var output = new MemoryStream();
+            using var output = new CapturedConsole();
             MachineResult result = MachineRunner.Run(
-                new MachineOptions(path) { SerialOutput = output, Deadline = TimeSpan.FromSeconds(30) },
+                new MachineOptions(path) { Console = output.Console, Deadline = TimeSpan.FromSeconds(30) },
                 m => Assert.Equal(6, m.Serial.EnqueueInput("hello!"u8)));
 
             Assert.True(result.Outcome == MachineOutcome.DebugExit, result.Reason);
             Assert.Equal(1, result.ExitStatus);
-            Assert.Equal("hello", Encoding.ASCII.GetString(output.ToArray()));
+            Assert.Equal("hello", output.Text);
         }
         finally
         {

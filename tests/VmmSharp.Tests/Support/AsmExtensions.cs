@@ -14,6 +14,21 @@ internal static class AsmExtensions
         a.hlt();
     }
 
+    /// <summary>Installs a 64-bit interrupt gate for <paramref name="vector"/> pointing at <paramref name="handler"/>.</summary>
+    public static void InstallGate(this Assembler a, int vector, Label handler)
+    {
+        ulong gate = VmmSharp.Guests.TinyGuestLayout.Idt + (ulong)(vector * 16);
+        a.lea(rax, __[handler]);
+        a.mov(rbx, gate);
+        a.mov(__word_ptr[rbx], ax);
+        a.mov(__word_ptr[rbx + 2], VmmSharp.Guests.TinyGuestLayout.KernelCode64);
+        a.mov(__word_ptr[rbx + 4], 0x8e00); // present, DPL 0, 64-bit interrupt gate
+        a.shr(rax, 16);
+        a.mov(__word_ptr[rbx + 6], ax);
+        a.shr(rax, 16);
+        a.mov(__dword_ptr[rbx + 8], eax);
+    }
+
     /// <summary>Asserts that a handler ended the run (not a failure), showing the reason otherwise.</summary>
     public static VmmSharp.Dispatch.VcpuRunResult AssertStopped(this VmmSharp.Dispatch.VcpuRunResult result)
     {

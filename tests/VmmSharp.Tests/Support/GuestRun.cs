@@ -37,6 +37,7 @@ internal sealed class GuestRun : IDisposable
         try
         {
             guest.Load(vm.Memory);
+            vm.CpuCount = vcpus;
             for (int i = 0; i < vcpus; i++)
             {
                 VcpuDispatcher d = vm.AddVcpu();

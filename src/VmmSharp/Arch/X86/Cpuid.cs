@@ -62,45 +62,65 @@ public static class Cpuid
 {
     /// <summary>
     /// The leaves for vCPU <paramref name="apicId"/> of <paramref name="cpuCount"/>: KVM's supported leaves
-    /// (including its paravirtual leaves at 0x40000000), with the APIC ids set and <paramref name="masks"/> applied.
+    /// (including its paravirtual leaves at 0x40000000), with the host's topology replaced by one package of
+    /// <paramref name="cpuCount"/> single-threaded cores (leaves 1, 4, 0xB, 0x1F; on AMD 0x8000_0008, 0x8000_001D,
+    /// 0x8000_001E), this vCPU's APIC id in them, and <paramref name="masks"/> applied.
     /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">
+    /// <paramref name="cpuCount"/> is not 1 to 255, or <paramref name="apicId"/> is not below it.
+    /// </exception>
     public static KvmCpuidEntry[] ForVcpu(ReadOnlySpan<KvmCpuidEntry> supported, int apicId, int cpuCount, IReadOnlyList<CpuidMask>? masks = null)
     {
-        KvmCpuidEntry[] entries = supported.ToArray();
-        for (int i = 0; i < entries.Length; i++)
+        ArgumentOutOfRangeException.ThrowIfLessThan(cpuCount, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(cpuCount, 255);
+        ArgumentOutOfRangeException.ThrowIfNegative(apicId);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(apicId, cpuCount);
+        var topology = new CpuidTopology(apicId, cpuCount);
+        bool amd = CpuidTopology.IsAmd(supported);
+        var entries = new List<KvmCpuidEntry>(supported.Length + 4);
+        var replaced = new HashSet<uint>();
+        foreach (KvmCpuidEntry s in supported)
         {
-            ref KvmCpuidEntry e = ref entries[i];
-            switch (e.Function)
+            if (CpuidTopology.IsExtendedTopologyLeaf(s.Function))
             {
-                case 1:
-                    // EBX[31:24] initial APIC id, EBX[23:16] logical processors per package.
-                    e.Ebx = (e.Ebx & 0x0000ffff) | ((uint)apicId << 24) | ((uint)Math.Min(cpuCount, 255) << 16);
-                    e.Edx = cpuCount > 1 ? e.Edx | (1u << 28) : e.Edx;
-                    break;
-                case 0xb:
-                case 0x1f:
-                    e.Edx = (uint)apicId; // x2APIC id
-                    break;
+                // The host's subleaves (its levels, its counts) go; ours take the place of the first.
+                if (replaced.Add(s.Function))
+                {
+                    topology.ExtendedTopology(s.Function, entries);
+                }
+                continue;
             }
-            if (masks is null)
+            KvmCpuidEntry e = s;
+            topology.Apply(ref e, amd);
+            entries.Add(e);
+        }
+        KvmCpuidEntry[] result = [.. entries];
+        foreach (ref KvmCpuidEntry e in result.AsSpan())
+        {
+            Mask(ref e, masks);
+        }
+        return result;
+    }
+
+    private static void Mask(ref KvmCpuidEntry e, IReadOnlyList<CpuidMask>? masks)
+    {
+        if (masks is null)
+        {
+            return;
+        }
+        foreach (CpuidMask m in masks)
+        {
+            if (m.Function != e.Function || (m.Index is { } index && index != e.Index))
             {
                 continue;
             }
-            foreach (CpuidMask m in masks)
+            switch (m.Register)
             {
-                if (m.Function != e.Function || (m.Index is { } index && index != e.Index))
-                {
-                    continue;
-                }
-                switch (m.Register)
-                {
-                    case CpuidRegister.Eax: e.Eax &= ~m.Bits; break;
-                    case CpuidRegister.Ebx: e.Ebx &= ~m.Bits; break;
-                    case CpuidRegister.Ecx: e.Ecx &= ~m.Bits; break;
-                    default: e.Edx &= ~m.Bits; break;
-                }
+                case CpuidRegister.Eax: e.Eax &= ~m.Bits; break;
+                case CpuidRegister.Ebx: e.Ebx &= ~m.Bits; break;
+                case CpuidRegister.Ecx: e.Ecx &= ~m.Bits; break;
+                default: e.Edx &= ~m.Bits; break;
             }
         }
-        return entries;
     }
 }

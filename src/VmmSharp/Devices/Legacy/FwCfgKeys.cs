@@ -3,7 +3,7 @@ namespace VmmSharp.Devices.Legacy;
 /// <summary>
 /// The fw_cfg item selectors, numbered as in QEMU's <c>include/standard-headers/linux/qemu_fw_cfg.h</c>.
 /// </summary>
-public static class FwCfgKeys
+internal static class FwCfgKeys
 {
     /// <summary>"QEMU", the signature firmware checks first.</summary>
     public const ushort Signature = 0x00;

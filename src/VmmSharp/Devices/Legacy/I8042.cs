@@ -12,6 +12,11 @@ namespace VmmSharp.Devices.Legacy;
 /// (port B, the PIT gate and speaker) to whoever emulates them.</para>
 /// <para>There is no mouse: bytes sent to the auxiliary device are answered with 0xfe (resend), so probing fails
 /// fast. Booting Linux with <c>i8042.noaux</c> skips the probe altogether.</para>
+/// <para>Each interrupt is a level, as the chip's IRQ pins are: IRQ 1 is asserted while the output buffer holds a
+/// keyboard byte and the command byte enables the keyboard interrupt, IRQ 12 likewise for an auxiliary byte. So
+/// enabling an interrupt with a byte already waiting raises it, and reading a byte with another behind it lowers the
+/// line and raises it again (the chip empties the buffer, then loads the next byte), which an edge-triggered PIC
+/// sees as a new interrupt.</para>
 /// </remarks>
 public sealed class I8042
 {
@@ -54,11 +59,13 @@ public sealed class I8042
     private byte _pendingCommand;
     private byte _pendingKeyboardCommand;
     private bool _lastWriteWasCommand;
+    private bool _keyboardLevel;
+    private bool _auxLevel;
 
     /// <summary>Creates the controller.</summary>
     /// <param name="reset">Called when the guest pulses the reset line (command 0xfe, or 0xd1 clearing bit 0); it typically reboots or stops the VM.</param>
-    /// <param name="keyboardIrq">IRQ 1, pulsed when a keyboard byte arrives and the command byte enables it; null for none.</param>
-    /// <param name="auxIrq">IRQ 12, pulsed when an auxiliary byte arrives and the command byte enables it; null for none.</param>
+    /// <param name="keyboardIrq">IRQ 1, asserted while a keyboard byte waits and the command byte enables its interrupt; null for none.</param>
+    /// <param name="auxIrq">IRQ 12, asserted while an auxiliary byte waits and the command byte enables its interrupt; null for none.</param>
     public I8042(Action reset, IIrqLine? keyboardIrq = null, IIrqLine? auxIrq = null)
     {
         ArgumentNullException.ThrowIfNull(reset);
@@ -82,7 +89,8 @@ public sealed class I8042
             _lastOutput = _queue[_queueHead];
             _queueHead = (_queueHead + 1) % QueueCapacity;
             _queueCount--;
-            SignalHead();
+            // The buffer is empty for a moment before the next byte loads: the line falls, and rises again below.
+            SetLevels(keyboard: false, aux: false);
         }
         // An empty buffer still presents its last byte, as the chip does.
         return _lastOutput;
@@ -217,29 +225,29 @@ public sealed class I8042
         _queue[tail] = value;
         _queueIsAux[tail] = aux;
         _queueCount++;
-        if (_queueCount == 1)
-        {
-            SignalHead();
-        }
     }
 
-    /// <summary>Interrupts for the byte now at the head of the output buffer, if the command byte allows it.</summary>
-    private void SignalHead()
+    /// <summary>Drives both lines from the output buffer's state and the command byte's interrupt enables.</summary>
+    private void UpdateIrqs()
     {
-        if (_queueCount == 0)
+        bool full = _queueCount > 0;
+        bool aux = full && _queueIsAux[_queueHead];
+        SetLevels(
+            keyboard: full && !aux && (_commandByte & CtrKeyboardInterrupt) != 0,
+            aux: aux && (_commandByte & CtrAuxInterrupt) != 0);
+    }
+
+    private void SetLevels(bool keyboard, bool aux)
+    {
+        if (keyboard != _keyboardLevel)
         {
-            return;
+            _keyboardLevel = keyboard;
+            _keyboardIrq?.Set(keyboard);
         }
-        if (_queueIsAux[_queueHead])
+        if (aux != _auxLevel)
         {
-            if ((_commandByte & CtrAuxInterrupt) != 0)
-            {
-                _auxIrq?.Pulse();
-            }
-        }
-        else if ((_commandByte & CtrKeyboardInterrupt) != 0)
-        {
-            _keyboardIrq?.Pulse();
+            _auxLevel = aux;
+            _auxIrq?.Set(aux);
         }
     }
 
@@ -256,6 +264,7 @@ public sealed class I8042
             lock (controller._lock)
             {
                 data[0] = isCommand ? controller.ReadStatus() : controller.ReadData();
+                controller.UpdateIrqs();
             }
         }
 
@@ -269,6 +278,7 @@ public sealed class I8042
             lock (controller._lock)
             {
                 reset = isCommand ? controller.WriteCommand(data[0]) : controller.WriteData(data[0]);
+                controller.UpdateIrqs();
             }
             if (reset)
             {

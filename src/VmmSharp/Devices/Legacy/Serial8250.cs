@@ -1,4 +1,5 @@
 using VmmSharp.Buses;
+using VmmSharp.Devices.Consoles;
 
 namespace VmmSharp.Devices.Legacy;
 
@@ -7,22 +8,34 @@ namespace VmmSharp.Devices.Legacy;
 /// <see cref="PortCount"/> ports (COM1 is 0x3f8 with IRQ 4, COM2 0x2f8 with IRQ 3).
 /// </summary>
 /// <remarks>
-/// <para>Transmission is instant: every byte written to THR goes straight to the sink, so LSR always reports
-/// THRE and TEMT and a THRE interrupt follows each write.</para>
+/// <para>Transmitted bytes go to a <see cref="ConsoleOutput"/>, a bounded buffer drained off the vCPU thread, so a
+/// slow or stalled console never holds up the guest's vCPU. While the buffer has room for a FIFO's worth
+/// (<see cref="TransmitFifoSize"/> bytes), LSR reports THRE and TEMT and a THRE interrupt follows each write, as
+/// if transmission were instant. When the console falls behind and the buffer fills, THRE and TEMT stay clear
+/// (back-pressure, as a slow line gives) until the buffer drains, and then the THRE interrupt is raised again.
+/// A byte written to THR while THRE is clear is dropped and counted in <see cref="ConsoleOutput.DroppedBytes"/>.</para>
 /// <para>Received bytes wait in a <see cref="FifoCapacity"/>-byte FIFO. The receive interrupt is raised as soon
 /// as one byte is there (a trigger level of 1), so no character-timeout timer is needed; Linux treats both alike.</para>
 /// <para>As on a PC, the interrupt reaches the line only while MCR's OUT2 is set and loopback is off (the
 /// board gates the UART's INTR pin with OUT2, and loopback disconnects OUT2).</para>
-/// <para>All state sits behind one lock, so vCPU threads and an input thread can call in concurrently. Nothing
-/// the guest writes or reads, at any offset, throws.</para>
+/// <para>The interrupt is a level that follows IIR: asserted while IIR reports a pending interrupt, OUT2 is set and
+/// loopback is off.</para>
+/// <para>All state sits behind one lock, so vCPU threads, an input thread and the output's writer thread can call in
+/// concurrently. Nothing the guest writes or reads, at any offset, throws or allocates.</para>
 /// </remarks>
-public sealed class Serial8250 : IPioDevice
+public sealed class Serial8250 : IPioDevice, IDisposable
 {
     /// <summary>The number of ports the UART decodes.</summary>
     public const ushort PortCount = 8;
 
     /// <summary>The number of received bytes the UART holds before <see cref="EnqueueInput"/> refuses more.</summary>
     public const int FifoCapacity = 64;
+
+    /// <summary>
+    /// The transmit FIFO of a 16550A: THRE means the output has room for this many bytes, since Linux writes up to a
+    /// FIFO's worth per THRE interrupt without looking at LSR in between.
+    /// </summary>
+    public const int TransmitFifoSize = 16;
 
     private const byte IerRxData = 0x01;
     private const byte IerThrEmpty = 0x02;
@@ -60,7 +73,7 @@ public sealed class Serial8250 : IPioDevice
     private const byte MsrDeltaBits = 0x0f;
 
     private readonly Lock _lock = new();
-    private readonly Stream _sink;
+    private readonly ConsoleOutput _output;
     private readonly IIrqLine _irq;
     private readonly byte[] _rx = new byte[FifoCapacity];
     private int _rxHead;
@@ -78,17 +91,33 @@ public sealed class Serial8250 : IPioDevice
     private bool _fifoEnabled;
     private bool _thrInterruptPending;
     private bool _irqLevel;
-    private bool _sinkBroken;
+    private bool _transmitterReady = true;
+    private bool _disposed;
 
-    /// <summary>Creates a UART that writes transmitted bytes to <paramref name="sink"/> and interrupts through <paramref name="irq"/>.</summary>
-    /// <param name="sink">Receives each transmitted byte as the guest writes it, then is flushed.</param>
+    /// <summary>Creates a UART that transmits into <paramref name="output"/> and interrupts through <paramref name="irq"/>.</summary>
+    /// <param name="output">Receives transmitted bytes; it may be shared with other devices and outlive this one.</param>
     /// <param name="irq">The UART's interrupt line.</param>
-    public Serial8250(Stream sink, IIrqLine irq)
+    public Serial8250(ConsoleOutput output, IIrqLine irq)
     {
-        ArgumentNullException.ThrowIfNull(sink);
+        ArgumentNullException.ThrowIfNull(output);
         ArgumentNullException.ThrowIfNull(irq);
-        _sink = sink;
+        _output = output;
         _irq = irq;
+        _output.SpaceAvailable += OnOutputSpace;
+    }
+
+    /// <summary>
+    /// Detaches the UART from its output and its interrupt line: once this returns, the output's writer thread no
+    /// longer reaches the line (which may belong to a VM about to be disposed). Guest accesses after that still work
+    /// but raise no interrupt.
+    /// </summary>
+    public void Dispose()
+    {
+        _output.SpaceAvailable -= OnOutputSpace;
+        lock (_lock)
+        {
+            _disposed = true;
+        }
     }
 
     /// <summary>
@@ -127,6 +156,7 @@ public sealed class Serial8250 : IPioDevice
                 int register = offset + i;
                 data[i] = register < PortCount ? ReadRegister(register) : (byte)0xff;
             }
+            TrackTransmitter();
             UpdateIrq();
         }
     }
@@ -144,11 +174,15 @@ public sealed class Serial8250 : IPioDevice
                     WriteRegister(register, data[i]);
                 }
             }
+            TrackTransmitter();
             UpdateIrq();
         }
     }
 
     private bool Dlab => (_lcr & LcrDlab) != 0;
+
+    /// <summary>THR is empty: in loopback always, otherwise while the output has room for a FIFO's worth.</summary>
+    private bool TransmitterReady => (_mcr & McrLoop) != 0 || _output.FreeSpace >= TransmitFifoSize;
 
     private byte ReadRegister(int register)
     {
@@ -182,7 +216,7 @@ public sealed class Serial8250 : IPioDevice
             case 4:
                 return _mcr;
             case 5:
-                byte lsr = (byte)(_lsrErrors | LsrThrEmpty | LsrTransmitterEmpty | (_rxCount > 0 ? LsrDataReady : 0));
+                byte lsr = (byte)(_lsrErrors | (TransmitterReady ? LsrThrEmpty | LsrTransmitterEmpty : 0) | (_rxCount > 0 ? LsrDataReady : 0));
                 _lsrErrors = 0;
                 return lsr;
             case 6:
@@ -217,9 +251,9 @@ public sealed class Serial8250 : IPioDevice
                 {
                     bool thrEnabledNow = (value & IerThrEmpty) != 0 && (_ier & IerThrEmpty) == 0;
                     _ier = (byte)(value & 0x0f);
-                    if (thrEnabledNow)
+                    if (thrEnabledNow && TransmitterReady)
                     {
-                        // THR is always empty, so enabling its interrupt raises it at once; Linux's THRE test expects that.
+                        // Enabling the interrupt while THR is empty raises it at once; Linux's THRE test expects that.
                         _thrInterruptPending = true;
                     }
                 }
@@ -263,20 +297,39 @@ public sealed class Serial8250 : IPioDevice
                 PushReceived(value);
             }
         }
-        else if (!_sinkBroken)
+        else
         {
-            try
-            {
-                _sink.Write(new ReadOnlySpan<byte>(in value));
-                _sink.Flush();
-            }
-            catch (Exception e) when (e is IOException or ObjectDisposedException or NotSupportedException)
-            {
-                // The console went away (a closed pipe, say); the guest keeps running and its output is dropped.
-                _sinkBroken = true;
-            }
+            // Never blocks: a full output drops the byte and counts it (the guest wrote while THRE was clear).
+            _ = _output.Write(new ReadOnlySpan<byte>(in value));
         }
-        _thrInterruptPending = true;
+        // Writing THR acknowledges a THRE interrupt; it comes again once THR is empty (at once, while the output has room).
+        _thrInterruptPending = false;
+        _transmitterReady = false;
+    }
+
+    /// <summary>Latches the THRE interrupt when THR has become empty since the guest last looked.</summary>
+    private void TrackTransmitter()
+    {
+        bool ready = TransmitterReady;
+        if (ready && !_transmitterReady)
+        {
+            _thrInterruptPending = true;
+        }
+        _transmitterReady = ready;
+    }
+
+    /// <summary>The output drained after it had filled up: THR is empty again, which may interrupt the guest.</summary>
+    private void OnOutputSpace()
+    {
+        lock (_lock)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+            TrackTransmitter();
+            UpdateIrq();
+        }
     }
 
     private void PushReceived(byte value)
@@ -322,7 +375,7 @@ public sealed class Serial8250 : IPioDevice
         {
             return IirRxData;
         }
-        if ((_ier & IerThrEmpty) != 0 && _thrInterruptPending)
+        if ((_ier & IerThrEmpty) != 0 && _thrInterruptPending && TransmitterReady)
         {
             return IirThrEmpty;
         }
@@ -335,6 +388,10 @@ public sealed class Serial8250 : IPioDevice
 
     private void UpdateIrq()
     {
+        if (_disposed)
+        {
+            return; // the line may belong to a VM that is gone
+        }
         bool level = PendingInterrupt() != IirNoInterrupt && (_mcr & (McrOut2 | McrLoop)) == McrOut2;
         if (level != _irqLevel)
         {

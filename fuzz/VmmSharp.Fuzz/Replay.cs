@@ -1,0 +1,53 @@
+namespace VmmSharp.Fuzz;
+
+/// <summary>Runs saved inputs through a target without afl-fuzz, to reproduce and debug a finding.</summary>
+internal static class Replay
+{
+    /// <summary>How long one input may run before it counts as a hang (afl-fuzz's limit in scripts/fuzz.sh is shorter).</summary>
+    private static readonly TimeSpan HangTimeout = TimeSpan.FromSeconds(10);
+
+    /// <returns>0 when every input ran cleanly, 1 on a crash, 2 on a hang (reported at once; the run stops there).</returns>
+    public static int Files(IFuzzTarget target, IEnumerable<string> paths)
+    {
+        int status = 0;
+        int count = 0;
+        Rejection.Verbose = true;
+        foreach (string path in paths.SelectMany(Expand))
+        {
+            byte[] input = File.ReadAllBytes(path);
+            Console.Error.WriteLine(path);
+            count++;
+            Exception? failure = null;
+            var run = new Thread(() =>
+            {
+                try
+                {
+                    target.Run(input);
+                }
+                catch (Exception e)
+                {
+                    failure = e;
+                }
+            })
+            { IsBackground = true };
+            run.Start();
+            if (!run.Join(HangTimeout))
+            {
+                Console.Error.WriteLine($"{path}: hang: {target.Name} did not return within {HangTimeout.TotalSeconds} s");
+                return 2;
+            }
+            if (failure is not null)
+            {
+                Console.Error.WriteLine($"{path}: crash: {failure}");
+                status = 1;
+            }
+        }
+        Console.WriteLine($"{target.Name}: {count} input(s) replayed, {(status == 0 ? "no crash" : "crashes above")}");
+        return status;
+    }
+
+    private static IEnumerable<string> Expand(string path) =>
+        Directory.Exists(path)
+            ? Directory.EnumerateFiles(path).Where(f => !Path.GetFileName(f).StartsWith("README", StringComparison.Ordinal)).Order(StringComparer.Ordinal)
+            : [path];
+}

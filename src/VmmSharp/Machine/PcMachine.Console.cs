@@ -1,0 +1,44 @@
+using VmmSharp.Devices.Consoles;
+
+namespace VmmSharp.Machine;
+
+/// <content>COM1's end of the console input, valid for one run.</content>
+public sealed partial class PcMachine
+{
+    /// <summary>
+    /// What <see cref="IConsoleInput"/> talks to during a run: it feeds COM1 and can stop the run. Closed when the run
+    /// ends, under the same lock as every call, so no call can reach the machine after that.
+    /// </summary>
+    private sealed class SerialReceiver(PcMachine machine) : IConsoleReceiver
+    {
+        private readonly Lock _lock = new();
+        private bool _closed;
+
+        public int Offer(ReadOnlySpan<byte> input)
+        {
+            lock (_lock)
+            {
+                return _closed ? input.Length : machine.Serial.EnqueueInput(input);
+            }
+        }
+
+        public void RequestStop(string reason)
+        {
+            lock (_lock)
+            {
+                if (!_closed)
+                {
+                    machine.RequestStop(0, reason);
+                }
+            }
+        }
+
+        public void Close()
+        {
+            lock (_lock)
+            {
+                _closed = true;
+            }
+        }
+    }
+}

@@ -1,0 +1,78 @@
+namespace VmmSharp.Tests.Support;
+
+/// <summary>
+/// A console sink that blocks every write until the gate opens: a stalled stdout pipe. Never opened, it blocks forever;
+/// dispose it at the end of a test to let a writer thread go.
+/// </summary>
+internal sealed class GatedSink : Stream
+{
+    private readonly ManualResetEventSlim _gate = new(false);
+    private readonly MemoryStream _written = new();
+    private int _blockedWrites;
+
+    public GatedSink(bool open = false)
+    {
+        if (open)
+        {
+            _gate.Set();
+        }
+    }
+
+    /// <summary>How many writes are waiting at the gate (0 or 1: one writer thread).</summary>
+    public int BlockedWrites => Volatile.Read(ref _blockedWrites);
+
+    public byte[] Written
+    {
+        get
+        {
+            lock (_written)
+            {
+                return _written.ToArray();
+            }
+        }
+    }
+
+    public void Open() => _gate.Set();
+
+    public override void Write(ReadOnlySpan<byte> buffer)
+    {
+        Interlocked.Increment(ref _blockedWrites);
+        _gate.Wait();
+        Interlocked.Decrement(ref _blockedWrites);
+        lock (_written)
+        {
+            _written.Write(buffer);
+        }
+    }
+
+    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+    public override bool CanRead => false;
+
+    public override bool CanSeek => false;
+
+    public override bool CanWrite => true;
+
+    public override long Length => throw new NotSupportedException();
+
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+    public override void Flush()
+    {
+    }
+
+    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _gate.Set(); // release a writer still waiting, so no thread outlives the test blocked
+        }
+        base.Dispose(disposing);
+    }
+}

@@ -1,0 +1,48 @@
+using VmmSharp.Kvm;
+using VmmSharp.Memory;
+using VmmSharp.Tests.Support;
+using VmmSharp.Vm;
+
+namespace VmmSharp.Tests.Vm;
+
+/// <summary>Who owns guest memory: the VM from the call to Create on, whether Create succeeds or not.</summary>
+public class VirtualMachineOwnershipTests
+{
+    [Fact]
+    public void CreateDisposesTheMemoryItWasGivenWhenItFails()
+    {
+        KvmRequirement.Ensure();
+        var memory = GuestMemory.WithRam(1 << 20);
+        KvmSystem kvm = KvmSystem.Open();
+        kvm.Dispose(); // KVM_CREATE_VM on it fails
+
+        Assert.Throws<ObjectDisposedException>(() => VirtualMachine.Create(memory, irqchip: false, kvm));
+
+        Assert.Throws<ObjectDisposedException>(() => memory.Read<byte>(0));
+    }
+
+    [Fact]
+    public void GuestMemoryInUseByAVmRefusesToBeDisposed()
+    {
+        KvmRequirement.Ensure();
+        var memory = GuestMemory.WithRam(1 << 20);
+        using var vm = VirtualMachine.Create(memory);
+
+        var e = Assert.Throws<InvalidOperationException>(memory.Dispose);
+
+        Assert.Contains("in use by a VM", e.Message, StringComparison.Ordinal);
+        memory.Write<byte>(0, 1); // still mapped
+    }
+
+    [Fact]
+    public void DisposingTheVmDisposesItsMemory()
+    {
+        KvmRequirement.Ensure();
+        var memory = GuestMemory.WithRam(1 << 20);
+        var vm = VirtualMachine.Create(memory);
+
+        vm.Dispose();
+
+        Assert.Throws<ObjectDisposedException>(() => memory.Read<byte>(0));
+    }
+}

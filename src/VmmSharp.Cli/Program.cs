@@ -18,7 +18,8 @@ var initrd = new Option<string?>("--initrd") { Description = "Initial ramdisk (L
 var cmdline = new Option<string>("--cmdline") { Description = "Kernel command line", DefaultValueFactory = _ => "console=ttyS0" };
 var mem = OptionValues.MemorySize("--mem", "Guest RAM, e.g. 512M or 2G", MachineOptions.DefaultMemorySize);
 var cpus = OptionValues.Count("--cpus", "Number of vCPUs", 1, 1, MpTable.MaxCpus);
-var cpuidMask = OptionValues.CpuidMasks("--cpuid-mask", "Hide CPUID bits: LEAF[.SUBLEAF]:REGISTER:MASK, e.g. 0x7.0:ebx:0x20 (repeatable)");
+var cpuidMask = OptionValues.CpuidMasks("--cpuid-mask", "Hide CPUID bits: LEAF[.SUBLEAF]:REGISTER:MASK, e.g. 0x7.0:ebx:0x20 (repeatable; adds to --cpuid-policy)");
+var cpuidPolicy = OptionValues.OneOf("--cpuid-policy", "What CPUID hides before --cpuid-mask: auto is what the host needs (on PVM, what a kernel would pick and PVM cannot run)", CpuidPolicy.Auto);
 var logLevel = OptionValues.OneOf("--log-level", "Log VMM events at this level (debug shows unhandled ports; information also prints the summary)", LogLevel.None);
 var stats = new Option<bool>("--stats") { Description = "After the run, print a summary on stderr: how it ended, the time, the exits" };
 var quiet = new Option<bool>("--quiet") { Description = "No summary (the default; kept for scripts)", Hidden = true };
@@ -65,7 +66,7 @@ var net = new Option<NetOptions[]>("--net")
 };
 var consoleDevice = OptionValues.OneOf("--console", "The device of the guest console: COM1 (ttyS0) or a virtio-console port (hvc0: pass console=hvc0)", ConsoleDevice.Serial);
 var run = new Command("run", "Run a guest: a kernel given with --kernel, else the built-in demo guest");
-foreach (Option option in new Option[] { kernel, initrd, cmdline, mem, cpus, cpuidMask, timeout, logLevel, stats, quiet, onReset, maxReboots, rng, disk, net, consoleDevice })
+foreach (Option option in new Option[] { kernel, initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, timeout, logLevel, stats, quiet, onReset, maxReboots, rng, disk, net, consoleDevice })
 {
     run.Options.Add(option);
 }
@@ -99,6 +100,7 @@ run.SetAction(r =>
         r.GetValue(mem),
         r.GetValue(cpus),
         r.GetValue(cpuidMask) ?? [],
+        r.GetValue(cpuidPolicy),
         deadline,
         level,
         r.GetValue(stats) || level <= LogLevel.Information,
@@ -137,6 +139,14 @@ var recall = new Command("recall", "Time from Recall() on another thread to the 
 recall.Options.Add(recallsOption);
 recall.SetAction(r => Guarded(() => RecallBench.Run(r.GetValue(recallsOption))));
 bench.Subcommands.Add(recall);
+
+var emulatedOption = new Option<int>("--instructions") { Description = "Emulated instructions per round", DefaultValueFactory = _ => 5000 };
+var fallbackRounds = new Option<int>("--rounds") { Description = "Rounds per instruction (the median is reported)", DefaultValueFactory = _ => 5 };
+var fallbackBench = new Command("fallback", "Cost of an instruction the emulation fallback finishes (int3, cmpxchg16b) at CPL0");
+fallbackBench.Options.Add(emulatedOption);
+fallbackBench.Options.Add(fallbackRounds);
+fallbackBench.SetAction(r => Guarded(() => FallbackBench.Run(r.GetValue(emulatedOption), r.GetValue(fallbackRounds))));
+bench.Subcommands.Add(fallbackBench);
 root.Subcommands.Add(bench);
 
 ParseResult parsed = root.Parse(args);

@@ -16,7 +16,7 @@ public class ArchitectureTests
     {
         ["Interop"] = [],
         ["Memory"] = ["Interop"],
-        ["Kvm"] = ["Interop", "Memory"],
+        ["Kvm"] = ["Interop"],
         ["Buses"] = [],
         ["Events"] = ["Interop"],
         ["Dispatch"] = ["Interop", "Kvm", "Memory"],
@@ -24,8 +24,8 @@ public class ArchitectureTests
         ["Arch"] = ["Kvm", "Memory"],
         ["Vm"] = ["Interop", "Kvm", "Memory", "Dispatch", "Arch"],
         ["Boot"] = ["Memory", "Arch"],
-        ["Machine"] = ["Interop", "Memory", "Kvm", "Buses", "Events", "Dispatch", "Devices", "Arch", "Vm", "Boot", "Host"],
-        ["Host"] = ["Interop"],
+        ["Emulation"] = ["Interop", "Kvm", "Memory", "Buses", "Dispatch"],
+        ["Machine"] = ["Interop", "Memory", "Kvm", "Buses", "Events", "Dispatch", "Devices", "Arch", "Vm", "Boot", "Emulation"],
     };
 
     private static readonly Assembly Library = typeof(VmmException).Assembly;

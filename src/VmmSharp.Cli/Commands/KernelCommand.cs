@@ -24,6 +24,7 @@ internal static class KernelCommand
         ulong Memory,
         int Cpus,
         IReadOnlyList<CpuidMask> CpuidMasks,
+        CpuidPolicy CpuidPolicy,
         TimeSpan? Deadline,
         LogLevel? LogLevel,
         bool Stats,
@@ -53,6 +54,7 @@ internal static class KernelCommand
             MemorySize = args.Memory,
             CpuCount = args.Cpus,
             CpuidMasks = args.CpuidMasks,
+            CpuidPolicy = args.CpuidPolicy,
             Console = new HostConsole(output, input),
             Deadline = args.Deadline,
             Logger = logging?.CreateLogger("vmm"),
@@ -74,7 +76,8 @@ internal static class KernelCommand
         if (args.Stats)
         {
             Summary.Print($"{(failed ? "error: " : "")}{result.Reason}; status {result.ExitStatus}", result.Elapsed, result.ExitCounts,
-                $"{format} kernel{(output.DroppedBytes > 0 ? $", {output.DroppedBytes} bytes of console output dropped" : "")}");
+                $"{format} kernel{(output.DroppedBytes > 0 ? $", {output.DroppedBytes} bytes of console output dropped" : "")}",
+                result.EmulatedInstructions);
         }
         else if (failed)
         {

@@ -11,6 +11,7 @@ internal static unsafe partial class Libc
     public const int O_CLOEXEC = 0x80000;
 
     public const int PROT_READ = 0x1;
+    public const int PROT_EXEC = 0x4;
     public const int PROT_WRITE = 0x2;
     public const int MAP_SHARED = 0x01;
     public const int MAP_PRIVATE = 0x02;
@@ -60,6 +61,9 @@ internal static unsafe partial class Libc
     /// <summary>An anonymous mapping: no file, so no descriptor.</summary>
     [LibraryImport(Lib, EntryPoint = "mmap", SetLastError = true)]
     public static partial nint MmapAnonymous(nint addr, nuint length, int prot, int flags, int noFd, long offset);
+
+    [LibraryImport(Lib, EntryPoint = "mprotect", SetLastError = true)]
+    public static partial int Mprotect(nint addr, nuint length, int prot);
 
     [LibraryImport(Lib, EntryPoint = "munmap", SetLastError = true)]
     public static partial int Munmap(nint addr, nuint length);

@@ -1,6 +1,7 @@
 namespace VmmSharp.Kvm;
 
 /// <summary>The <c>KVM_CAP_*</c> numbers VmmSharp asks about.</summary>
+/// <remarks>Threading: immutable; any thread may use it.</remarks>
 public enum KvmCapability
 {
     /// <summary>In-kernel interrupt controller (PIC, IOAPIC, LAPIC).</summary>
@@ -50,6 +51,12 @@ public enum KvmCapability
 
     /// <summary>The maximum number of vCPUs.</summary>
     MaxVcpus = 66,
+
+    /// <summary>The XSAVE state ioctls (<c>KVM_GET_XSAVE</c>/<c>KVM_SET_XSAVE</c>).</summary>
+    Xsave = 55,
+
+    /// <summary>The extended control registers ioctls (<c>KVM_GET_XCRS</c>/<c>KVM_SET_XCRS</c>).</summary>
+    Xcrs = 56,
 
     /// <summary>Register state shared through <c>kvm_run</c> (<c>kvm_valid_regs</c>/<c>kvm_dirty_regs</c>).</summary>
     SyncRegs = 74,

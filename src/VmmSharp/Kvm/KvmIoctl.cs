@@ -47,6 +47,10 @@ internal static class KvmIoctl
     public const uint GetDebugRegs = 0x8080aea1;
     public const uint SetDebugRegs = 0x4080aea2;
     public const uint GetTscKhz = 0xaea3;
+    public const uint GetXsave = 0x9000aea4;
+    public const uint SetXsave = 0x5000aea5;
+    public const uint GetXcrs = 0x8188aea6;
+    public const uint SetXcrs = 0x4188aea7;
 
     /// <summary>The ioctl's name as <c>linux/kvm.h</c> spells it, for error messages.</summary>
     public static string Name(uint request) => request switch
@@ -90,6 +94,10 @@ internal static class KvmIoctl
         GetDebugRegs => "KVM_GET_DEBUGREGS",
         SetDebugRegs => "KVM_SET_DEBUGREGS",
         GetTscKhz => "KVM_GET_TSC_KHZ",
+        GetXsave => "KVM_GET_XSAVE",
+        SetXsave => "KVM_SET_XSAVE",
+        GetXcrs => "KVM_GET_XCRS",
+        SetXcrs => "KVM_SET_XCRS",
         _ => $"ioctl 0x{request:x}",
     };
 }

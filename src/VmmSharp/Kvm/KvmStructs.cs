@@ -6,6 +6,7 @@ using System.Runtime.InteropServices;
 namespace VmmSharp.Kvm;
 
 /// <summary><c>struct kvm_regs</c>: the general-purpose registers, RIP and RFLAGS.</summary>
+/// <remarks>Threading: a plain value, copied on assignment; no thread affinity.</remarks>
 [StructLayout(LayoutKind.Sequential)]
 public struct KvmRegs
 {
@@ -48,6 +49,7 @@ public struct KvmRegs
 }
 
 /// <summary><c>struct kvm_segment</c>: a segment register with its hidden descriptor part.</summary>
+/// <remarks>Threading: a plain value, copied on assignment; no thread affinity.</remarks>
 [StructLayout(LayoutKind.Sequential)]
 public struct KvmSegment
 {
@@ -80,6 +82,7 @@ public struct KvmSegment
 }
 
 /// <summary><c>struct kvm_dtable</c>: a descriptor-table register (GDTR, IDTR).</summary>
+/// <remarks>Threading: a plain value, copied on assignment; no thread affinity.</remarks>
 [StructLayout(LayoutKind.Sequential)]
 public struct KvmDtable
 {
@@ -93,6 +96,7 @@ public struct KvmDtable
 }
 
 /// <summary><c>struct kvm_sregs</c>: segment, descriptor-table and control registers, EFER and the APIC base.</summary>
+/// <remarks>Threading: a plain value, copied on assignment; no thread affinity.</remarks>
 [StructLayout(LayoutKind.Sequential)]
 public struct KvmSregs
 {
@@ -135,6 +139,7 @@ public struct KvmSregs
 }
 
 /// <summary><c>struct kvm_vcpu_events</c>: pending exceptions, interrupts, NMIs and the interrupt shadow.</summary>
+/// <remarks>Threading: a plain value, copied on assignment; no thread affinity.</remarks>
 [StructLayout(LayoutKind.Sequential)]
 public unsafe struct KvmVcpuEvents
 {
@@ -184,6 +189,7 @@ public unsafe struct KvmVcpuEvents
 }
 
 /// <summary><c>struct kvm_debugregs</c>: DR0–DR3, DR6 and DR7.</summary>
+/// <remarks>Threading: a plain value, copied on assignment; no thread affinity.</remarks>
 [StructLayout(LayoutKind.Sequential)]
 public struct KvmDebugRegs
 {
@@ -205,6 +211,7 @@ public struct KvmDebugRegs
 }
 
 /// <summary><c>struct kvm_fpu</c>: the x87 and SSE state.</summary>
+/// <remarks>Threading: a plain value, copied on assignment; no thread affinity.</remarks>
 [StructLayout(LayoutKind.Sequential)]
 public struct KvmFpu
 {
@@ -230,7 +237,58 @@ public struct KvmFpu
     private uint _pad2;
 }
 
+/// <summary>
+/// <c>struct kvm_xsave</c>: the vCPU's XSAVE area, 4 KiB in the standard (non-compacted) layout: the legacy
+/// FXSAVE region at 0, the XSAVE header at 512, each further component at the offset CPUID leaf 0xD gives.
+/// </summary>
+[InlineArray(Size)]
+public struct KvmXsave
+{
+    /// <summary>The size of the area in bytes.</summary>
+    public const int Size = 4096;
+
+    private byte _element0;
+}
+
+/// <summary><c>struct kvm_xcr</c>: one extended control register.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct KvmXcr
+{
+    /// <summary>The register's index (0 for XCR0).</summary>
+    public uint Index;
+    private uint _reserved;
+    /// <summary>Its value.</summary>
+    public ulong Value;
+}
+
+/// <summary>The sixteen <see cref="KvmXcr"/> slots of <see cref="KvmXcrs"/>.</summary>
+[InlineArray(16)]
+public struct KvmXcrArray
+{
+    private KvmXcr _element0;
+}
+
+/// <summary><c>struct kvm_xcrs</c>: the vCPU's extended control registers.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct KvmXcrs
+{
+    /// <summary>How many of <see cref="Xcrs"/> are valid.</summary>
+    public uint Count;
+    /// <summary>Flags (none defined).</summary>
+    public uint Flags;
+    /// <summary>The registers.</summary>
+    public KvmXcrArray Xcrs;
+    private XcrPadding _padding;
+
+    [InlineArray(16)]
+    private struct XcrPadding
+    {
+        private ulong _element0;
+    }
+}
+
 /// <summary><c>struct kvm_cpuid_entry2</c>: one CPUID leaf.</summary>
+/// <remarks>Threading: a plain value, copied on assignment; no thread affinity.</remarks>
 [StructLayout(LayoutKind.Sequential)]
 public struct KvmCpuidEntry
 {
@@ -355,6 +413,7 @@ internal struct KvmMsrFilter
 }
 
 /// <summary>Four 64-bit values in place (an interrupt bitmap, DR0–DR3); index it like an array.</summary>
+/// <remarks>Threading: a plain value, copied on assignment; no thread affinity.</remarks>
 [InlineArray(4)]
 public struct KvmU64x4
 {
@@ -362,6 +421,7 @@ public struct KvmU64x4
 }
 
 /// <summary>128 bytes in place (the x87 registers); index it or take it as a span.</summary>
+/// <remarks>Threading: a plain value, copied on assignment; no thread affinity.</remarks>
 [InlineArray(128)]
 public struct KvmBytes128
 {
@@ -369,6 +429,7 @@ public struct KvmBytes128
 }
 
 /// <summary>256 bytes in place (the XMM registers); index it or take it as a span.</summary>
+/// <remarks>Threading: a plain value, copied on assignment; no thread affinity.</remarks>
 [InlineArray(256)]
 public struct KvmBytes256
 {

@@ -110,16 +110,23 @@ public sealed unsafe class KvmVcpu : IDisposable
     }
 
     /// <summary>
-    /// Why the last <see cref="EnterGuest"/> returned: a view on <c>kvm_run</c>'s exit fields, valid until the next
-    /// KVM_RUN. For code that runs this vCPU itself; call it on the thread that runs the vCPU.
+    /// Why the last <see cref="EnterGuest"/> returned, copied out of <c>kvm_run</c>. For code that runs this vCPU
+    /// itself; read it on the thread that runs the vCPU, before the next <see cref="EnterGuest"/>.
     /// </summary>
-    /// <exception cref="ObjectDisposedException">The vCPU is disposed.</exception>
+    /// <exception cref="ObjectDisposedException">The vCPU has been disposed.</exception>
     public KvmExit LastExit
     {
         get
         {
-            ObjectDisposedException.ThrowIf(_run.IsClosed, this);
-            return new KvmExit(Run);
+            KvmRun* run = AcquireRun();
+            try
+            {
+                return KvmExit.From(run);
+            }
+            finally
+            {
+                ReleaseRun();
+            }
         }
     }
 
@@ -225,6 +232,42 @@ public sealed unsafe class KvmVcpu : IDisposable
         fixed (KvmFpu* p = &fpu)
         {
             StateIoctl(KvmIoctl.SetFpu, p);
+        }
+    }
+
+    /// <summary>Reads the XSAVE state, in the standard (non-compacted) XSAVE layout (<c>KVM_GET_XSAVE</c>).</summary>
+    public void GetXsave(out KvmXsave xsave)
+    {
+        fixed (KvmXsave* p = &xsave)
+        {
+            StateIoctl(KvmIoctl.GetXsave, p);
+        }
+    }
+
+    /// <summary>Writes the XSAVE state, in the standard (non-compacted) XSAVE layout (<c>KVM_SET_XSAVE</c>).</summary>
+    public void SetXsave(in KvmXsave xsave)
+    {
+        fixed (KvmXsave* p = &xsave)
+        {
+            StateIoctl(KvmIoctl.SetXsave, p);
+        }
+    }
+
+    /// <summary>Reads the extended control registers (<c>KVM_GET_XCRS</c>).</summary>
+    public void GetXcrs(out KvmXcrs xcrs)
+    {
+        fixed (KvmXcrs* p = &xcrs)
+        {
+            StateIoctl(KvmIoctl.GetXcrs, p);
+        }
+    }
+
+    /// <summary>Writes the extended control registers (<c>KVM_SET_XCRS</c>).</summary>
+    public void SetXcrs(in KvmXcrs xcrs)
+    {
+        fixed (KvmXcrs* p = &xcrs)
+        {
+            StateIoctl(KvmIoctl.SetXcrs, p);
         }
     }
 

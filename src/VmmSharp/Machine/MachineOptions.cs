@@ -57,8 +57,18 @@ public sealed record MachineOptions(string KernelPath)
     /// </summary>
     public int CpuCount { get; init; } = 1;
 
-    /// <summary>CPUID bits hidden from every vCPU (e.g. parsed with <see cref="CpuidMask.Parse"/>).</summary>
+    /// <summary>
+    /// CPUID bits hidden from every vCPU (e.g. parsed with <see cref="CpuidMask.Parse"/>), in addition to what
+    /// <see cref="CpuidPolicy"/> hides.
+    /// </summary>
     public IReadOnlyList<CpuidMask> CpuidMasks { get; init; } = [];
+
+    /// <summary>
+    /// What the machine hides from the guest's CPUID before <see cref="CpuidMasks"/>: by default what the host needs
+    /// (on PVM, the features a kernel would pick and the host cannot run: <see cref="CpuidPolicies.Pvm"/>);
+    /// <see cref="Arch.X86.CpuidPolicy.None"/> shows KVM's supported CPUID with only the explicit masks.
+    /// </summary>
+    public CpuidPolicy CpuidPolicy { get; init; } = CpuidPolicy.Auto;
 
     /// <summary>
     /// COM1's host side: where the guest's output goes and what feeds its input. Null for none: output is discarded
@@ -87,6 +97,12 @@ public sealed record MachineOptions(string KernelPath)
 
     /// <summary>How long <see cref="PcMachine.Run"/> lets the guest run: more than 0, at most <see cref="MaxDeadline"/>; null for no limit.</summary>
     public TimeSpan? Deadline { get; init; }
+
+    /// <summary>
+    /// Whether instructions KVM's emulator cannot run are finished by the VMM (<see cref="Emulation.EmulationFallback"/>)
+    /// instead of ending the run with an error. On by default.
+    /// </summary>
+    public bool EmulationFallback { get; init; } = true;
 
     /// <summary>
     /// When the last boot ends, <see cref="MachineRunner"/> hands the VM's kernel teardown to a helper process

@@ -60,6 +60,9 @@ public sealed record MachineResult
     /// <summary>The events delivered to handlers, summed over the vCPUs (events that never happened are left out).</summary>
     public required IReadOnlyDictionary<VcpuEvent, long> ExitCounts { get; init; }
 
+    /// <summary>The instructions the emulation fallback finished for KVM, per mnemonic, most frequent first.</summary>
+    public IReadOnlyList<KeyValuePair<string, long>> EmulatedInstructions { get; init; } = [];
+
     /// <summary>How many times the guest rebooted before this run (<see cref="ResetAction.Reboot"/>).</summary>
     public int Reboots { get; init; }
 

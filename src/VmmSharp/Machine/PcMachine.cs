@@ -8,6 +8,7 @@ using VmmSharp.Buses;
 using VmmSharp.Devices.Consoles;
 using VmmSharp.Devices.Legacy;
 using VmmSharp.Dispatch;
+using VmmSharp.Emulation;
 using VmmSharp.Kvm;
 using VmmSharp.Memory;
 using VmmSharp.Vm;
@@ -35,6 +36,9 @@ namespace VmmSharp.Machine;
 /// </remarks>
 public sealed partial class PcMachine : IDisposable
 {
+    /// <summary>The emulation fallback's counts so far (null when <see cref="MachineOptions.EmulationFallback"/> is off).</summary>
+    public EmulationStatistics? EmulationStatistics => _fallback?.Statistics;
+
     /// <summary>COM1's base port.</summary>
     public const ushort Com1Port = 0x3f8;
 
@@ -47,11 +51,15 @@ public sealed partial class PcMachine : IDisposable
     /// <summary>The mouse's ISA IRQ.</summary>
     public const uint AuxIrq = 12;
 
+    /// <summary>The ISA IRQ of the x87's legacy error signal (FERR#), raised for an x87 error while CR0.NE is clear.</summary>
+    public const uint FpuErrorIrq = 13;
+
     private const uint MpStateUninitialized = 1;
 
     private readonly MachineOptions _options;
     private readonly ILogger _logger;
     private readonly VirtualMachine _vm;
+    private readonly EmulationFallback? _fallback;
     private readonly ConsoleOutput? _ownOutput;
     private StopRequest? _stop;
     private int _runs;
@@ -110,7 +118,25 @@ public sealed partial class PcMachine : IDisposable
                 // Emulation failures then come with the instruction's bytes.
                 _vm.Handle.EnableCapability(KvmCapability.ExitOnEmulationFailure, 1);
             }
-            _vm.CpuidMasks = options.CpuidMasks;
+            if (options.EmulationFallback)
+            {
+                IrqchipLine ferr = IrqchipLine.For(_vm.Handle, FpuErrorIrq);
+                _fallback = new EmulationFallback(new GuestPhysicalSpace(memory))
+                {
+                    FloatingPointError = () =>
+                    {
+                        ferr.Set(true);
+                        ferr.Set(false);
+                    },
+                };
+            }
+            IReadOnlyList<HiddenCpuidFeature> hidden = CpuidPolicies.Hidden(options.CpuidPolicy, HostVirtualization.Kind);
+            _vm.CpuidMasks = [.. hidden.Select(h => h.Mask), .. options.CpuidMasks];
+            if (hidden.Count > 0 && _logger.IsEnabled(LogLevel.Debug))
+            {
+                string names = string.Join(", ", hidden.Select(h => h.Name));
+                LogCpuidPolicy(_logger, options.CpuidPolicy, HostVirtualization.Kind, names);
+            }
             _vm.CpuCount = options.CpuCount;
 
             ConsoleOutput output = options.Console?.Output ?? (_ownOutput = new ConsoleOutput(Stream.Null, ConsoleOutput.SpaceThreshold));
@@ -275,7 +301,10 @@ public sealed partial class PcMachine : IDisposable
         ok &= vcpu.Register(VcpuEvent.Io, Mtd.Qual, OnIo);
         ok &= vcpu.Register(VcpuEvent.Mmio, Mtd.Qual, OnMmio);
         ok &= vcpu.Register(VcpuEvent.Shutdown, Mtd.Rip, OnShutdown);
-        ok &= vcpu.Register(VcpuEvent.InternalError, Mtd.Qual, OnInternalError);
+        // Emulation failures go to the fallback; every other internal error, and what it cannot emulate, to OnInternalError.
+        ok &= _fallback is null
+            ? vcpu.Register(VcpuEvent.InternalError, Mtd.Qual, OnInternalError)
+            : _fallback.Register(vcpu, OnInternalError, Mtd.Qual);
         ok &= vcpu.Register(VcpuEvent.EntryFailure, Mtd.Qual, OnEntryFailure);
         ok &= vcpu.Register(VcpuEvent.SystemEvent, Mtd.Qual, OnSystemEvent);
         if (!ok)
@@ -312,6 +341,7 @@ public sealed partial class PcMachine : IDisposable
             Reason = reason,
             Elapsed = elapsed,
             ExitCounts = _vm.ExitCounts(),
+            EmulatedInstructions = _fallback?.Statistics.Snapshot() ?? [],
             Error = error,
         };
     }

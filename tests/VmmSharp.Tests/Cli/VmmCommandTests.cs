@@ -67,6 +67,20 @@ public class VmmCommandTests
     }
 
     [Fact]
+    public void InfoReportsWhatItsProbeVmsMeasuredAsThisKindOfHostBehaves()
+    {
+        KvmRequirement.Ensure();
+        Outcome o = Vmm("", "info");
+        Assert.Equal(0, o.Status);
+        bool pvm = VmmSharp.Kvm.KvmSystem.Virtualization.Kind == VmmSharp.Kvm.HostVirtualizationKind.Pvm;
+        Assert.Matches(@"guests here \(measured by two probe VMs in [0-9.]+ ms\)", o.Stdout);
+        Assert.Contains(pvm ? "CPL0 code:      emulated by KVM's instruction emulator" : "CPL0 code:      runs natively", o.Stdout, StringComparison.Ordinal);
+        Assert.Contains(pvm ? "user syscall:   does not enter the guest kernel" : "user syscall:   enters the guest kernel at CPL0", o.Stdout, StringComparison.Ordinal);
+        Assert.Matches(pvm ? @"CPUID policy:   hides .* of what KVM offers \([0-9]+ features in the Pvm policy\)" : "CPUID policy:   hides nothing", o.Stdout);
+        Assert.Contains("fallback:", o.Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void AKernelGetsStdinOnCom1AndTheProcessExitsWithTheDebugExitStatus()
     {
         KvmRequirement.Ensure();

@@ -1,0 +1,306 @@
+using Iced.Intel;
+using VmmSharp.Buses;
+using VmmSharp.Dispatch;
+using VmmSharp.Emulation;
+using VmmSharp.Guests;
+using VmmSharp.Kvm;
+using VmmSharp.Tests.Support;
+using static Iced.Intel.AssemblerRegisters;
+
+namespace VmmSharp.Tests.Emulation;
+
+/// <summary>
+/// A tiny CPL0 guest with the emulation fallback on its InternalError portal, exception handlers in its IDT that record
+/// what the CPU pushed and stop the vCPU, optional paging for the 32-bit guests (PAE), and an MMIO device at <see cref="MmioBase"/>.
+/// </summary>
+internal sealed class FallbackGuest : IDisposable
+{
+    /// <summary>Where the handlers record: vector (+0), CR2 (+8), the first pushed slot (+16: error code or RIP), the second (+24).</summary>
+    public const ulong Record = 0x70000;
+
+    /// <summary>The handler stubs, 0x40 bytes each.</summary>
+    public const ulong Handlers = 0x60000;
+
+    /// <summary>An MMIO window (inside the 64-bit guests' identity map, beyond RAM).</summary>
+    public const ulong MmioBase = 0x1000_0000;
+
+    /// <summary>The handlers stop the vCPU with this plus the vector.</summary>
+    public const int HandlerStatus = 0x100;
+
+    private const ulong PageDirectory32 = 0x50000;
+
+    private FallbackGuest(GuestRun run, EmulationFallback fallback, MmioBus mmio, RecordingMmio device)
+    {
+        Run = run;
+        Fallback = fallback;
+        Mmio = mmio;
+        Device = device;
+    }
+
+    public GuestRun Run { get; }
+
+    public EmulationFallback Fallback { get; }
+
+    public MmioBus Mmio { get; }
+
+    public RecordingMmio Device { get; }
+
+    public VmmSharp.Memory.GuestMemory Memory => Run.Vm.Memory;
+
+    /// <summary>The modes the instruction tests run in: 64-bit (paging on), 32-bit with paging off, 32-bit with paging on.</summary>
+    public static TheoryData<GuestMode, bool> Modes => new()
+    {
+        { GuestMode.Long64, true },
+        { GuestMode.Protected32, false },
+        { GuestMode.Protected32, true },
+    };
+
+    public static FallbackGuest Create(GuestMode mode, bool paging, Action<Assembler> program, int vcpus = 1,
+        bool xsave = false, Mtd extraStartupMtd = Mtd.None, Action<VcpuState>? startup = null, Action? floatingPointError = null)
+    {
+        bool sse = mode == GuestMode.Protected32;
+        bool paging32 = mode == GuestMode.Protected32 && paging;
+        if (paging32 && !Paging32Runs.Value)
+        {
+            Assert.Skip("this host's KVM raises #GP when a 32-bit guest sets CR0.PG (PVM runs 64-bit paging only), so 32-bit paged guests cannot run here");
+        }
+        Action<Assembler> code = !paging32 ? program : a =>
+        {
+            EnablePaging32(a);
+            program(a);
+        };
+        var run = GuestRun.Create(mode, code, vcpus, extraStartupMtd: extraStartupMtd, startup: s =>
+        {
+            if (sse)
+            {
+                s.Cr4 |= 0x600; // OSFXSR, OSXMMEXCPT, as the 64-bit guests have
+            }
+            if (xsave)
+            {
+                s.Cr4 |= 1UL << 18; // OSXSAVE
+            }
+            startup?.Invoke(s);
+        });
+        try
+        {
+            var mmio = new MmioBus();
+            var device = new RecordingMmio();
+            mmio.Register(MmioBase, 0x1000, device);
+            var fallback = new EmulationFallback(new GuestPhysicalSpace(run.Vm.Memory, mmio)) { FloatingPointError = floatingPointError };
+            var guest = new FallbackGuest(run, fallback, mmio, device);
+            guest.InstallHandlers(mode);
+            if (mode == GuestMode.Protected32 && paging)
+            {
+                guest.MapFirst4MiB();
+            }
+            foreach (VcpuDispatcher vcpu in run.Vm.Vcpus)
+            {
+                Assert.True(fallback.Register(vcpu));
+                run.HandleConsoleAndExit(vcpu);
+                if (xsave)
+                {
+                    EnableXsaveInCpuid(run, vcpu);
+                }
+            }
+            return guest;
+        }
+        catch
+        {
+            run.Dispose();
+            throw;
+        }
+    }
+
+    public VcpuRunResult RunToStop() => Run.Run().AssertStopped();
+
+    /// <summary>The vector a handler recorded, and what the CPU pushed.</summary>
+    public (int Vector, ulong Cr2, ulong Slot0, ulong Slot1) Recorded()
+        => ((int)Memory.Read<uint>(Record), Memory.Read<ulong>(Record + 8), Memory.Read<ulong>(Record + 16), Memory.Read<ulong>(Record + 24));
+
+    /// <summary>Asserts that the guest took exception <paramref name="vector"/> at <paramref name="rip"/>, with <paramref name="errorCode"/> if it has one.</summary>
+    public void AssertException(VcpuRunResult result, int vector, ulong rip, uint? errorCode = null)
+    {
+        Assert.Equal(HandlerStatus + vector, result.Status);
+        var r = Recorded();
+        Assert.Equal(vector, r.Vector);
+        if (errorCode is { } code)
+        {
+            Assert.Equal(code, (uint)r.Slot0);
+            Assert.Equal(rip, r.Slot1);
+        }
+        else
+        {
+            Assert.Equal(rip, r.Slot0);
+        }
+    }
+
+    /// <summary>Maps <paramref name="linear"/> to nothing in the 64-bit identity map (its 2 MiB page becomes not present).</summary>
+    public void Unmap64(ulong linear)
+    {
+        Assert.True(linear < 1UL << 30);
+        Memory.Write(TinyGuestLayout.Pml4 + 0x2000 + ((linear >> 21) * 8), 0UL);
+    }
+
+    /// <summary>Unmaps the 4 KiB page at <paramref name="linear"/> (below 4 MiB) in the 32-bit guests' PAE tables.</summary>
+    public void Unmap32(ulong linear) => Memory.Write(PageDirectory32 + 0x2000 + ((linear >> 12) * 8), 0UL);
+
+    public void Dispose() => Run.Dispose();
+
+    /// <summary>The address of instruction number <paramref name="index"/> in the assembled code.</summary>
+    public ulong InstructionAddress(int index)
+    {
+        var decoder = Iced.Intel.Decoder.Create(TinyGuest.Bitness(Run.Guest.Mode), Run.Guest.Code, TinyGuest.Entry);
+        for (int i = 0; i < index; i++)
+        {
+            decoder.Decode();
+        }
+        return decoder.IP;
+    }
+
+    /// <summary>The address of the first instruction with <paramref name="mnemonic"/>.</summary>
+    public ulong AddressOf(Mnemonic mnemonic)
+    {
+        var decoder = Iced.Intel.Decoder.Create(TinyGuest.Bitness(Run.Guest.Mode), Run.Guest.Code, TinyGuest.Entry);
+        while (decoder.IP < TinyGuest.Entry + (ulong)Run.Guest.Code.Length)
+        {
+            Instruction i = decoder.Decode();
+            if (i.Mnemonic == mnemonic)
+            {
+                return i.IP;
+            }
+        }
+        throw new InvalidOperationException($"no {mnemonic} in the guest");
+    }
+
+    /// <summary>Whether a 32-bit guest can turn PAE paging on here: a probe guest tries.</summary>
+    private static readonly Lazy<bool> Paging32Runs = new(() =>
+    {
+        using var probe = Create(GuestMode.Protected32, paging: false, a =>
+        {
+            EnablePaging32(a);
+            a.ExitWith(0);
+        });
+        probe.MapFirst4MiB();
+        return probe.Run.Run().Status == 0;
+    });
+
+    private static void EnablePaging32(Assembler a)
+    {
+        a.mov(eax, (uint)PageDirectory32);
+        a.mov(cr3, eax);
+        a.mov(eax, cr4);
+        a.or(eax, 0x20);
+        a.mov(cr4, eax);
+        a.mov(eax, cr0);
+        a.or(eax, unchecked((int)0x8000_0000));
+        a.mov(cr0, eax);
+    }
+
+    private static void EnableXsaveInCpuid(GuestRun run, VcpuDispatcher vcpu)
+    {
+        KvmCpuidEntry[] cpuid = run.Vm.Kvm.GetSupportedCpuid();
+        for (int i = 0; i < cpuid.Length; i++)
+        {
+            if (cpuid[i].Function == 1)
+            {
+                cpuid[i].Ecx |= 1u << 26;
+            }
+        }
+        vcpu.Vcpu.SetCpuid(cpuid);
+    }
+
+    /// <summary>PAE tables: PDPT at <see cref="PageDirectory32"/>, one page directory, two page tables of 4 KiB pages.</summary>
+    private void MapFirst4MiB()
+    {
+        Memory.Write(PageDirectory32, (PageDirectory32 + 0x1000) | 1UL);
+        Memory.Write(PageDirectory32 + 0x1000, (PageDirectory32 + 0x2000) | 3UL);
+        Memory.Write(PageDirectory32 + 0x1008, (PageDirectory32 + 0x3000) | 3UL);
+        for (ulong i = 0; i < 1024; i++)
+        {
+            Memory.Write(PageDirectory32 + 0x2000 + (i * 8), (i << 12) | 3UL);
+        }
+    }
+
+    private void InstallHandlers(GuestMode mode)
+    {
+        bool long64 = mode == GuestMode.Long64;
+        for (int vector = 0; vector < 256; vector++)
+        {
+            ulong handler = Handlers + (ulong)(vector * 0x40);
+            if (vector < 32 || vector == 0x80)
+            {
+                Memory.Write(handler, Stub(long64, vector, handler));
+            }
+            if (long64)
+            {
+                ulong gate = TinyGuestLayout.Idt + (ulong)(vector * 16);
+                Memory.Write(gate, (handler & 0xffff) | ((ulong)TinyGuestLayout.KernelCode64 << 16) | (0x8eUL << 40) | ((handler >> 16 & 0xffff) << 48));
+                Memory.Write(gate + 8, handler >> 32);
+            }
+            else
+            {
+                ulong gate = TinyGuestLayout.Idt + (ulong)(vector * 8);
+                Memory.Write(gate, (handler & 0xffff) | ((ulong)TinyGuestLayout.KernelCode32 << 16) | (0x8eUL << 40) | ((handler >> 16 & 0xffff) << 48));
+            }
+        }
+    }
+
+    /// <summary>A handler that records the vector, CR2 and the two top stack slots, then stops the vCPU.</summary>
+    private static byte[] Stub(bool long64, int vector, ulong at)
+    {
+        var a = new Assembler(long64 ? 64 : 32);
+        if (long64)
+        {
+            a.mov(rbx, Record);
+            a.mov(__dword_ptr[rbx], vector);
+            a.mov(rax, cr2);
+            a.mov(__qword_ptr[rbx + 8], rax);
+            a.mov(rax, __qword_ptr[rsp]);
+            a.mov(__qword_ptr[rbx + 16], rax);
+            a.mov(rax, __qword_ptr[rsp + 8]);
+            a.mov(__qword_ptr[rbx + 24], rax);
+        }
+        else
+        {
+            a.mov(ebx, (uint)Record);
+            a.mov(__dword_ptr[ebx], vector);
+            a.mov(eax, cr2);
+            a.mov(__dword_ptr[ebx + 8], eax);
+            a.mov(eax, __dword_ptr[esp]);
+            a.mov(__dword_ptr[ebx + 16], eax);
+            a.mov(eax, __dword_ptr[esp + 4]);
+            a.mov(__dword_ptr[ebx + 24], eax);
+        }
+        a.mov(eax, HandlerStatus + vector);
+        a.@out(0xf4, eax);
+        a.hlt();
+        using var stream = new MemoryStream();
+        a.Assemble(new StreamCodeWriter(stream), at);
+        return stream.ToArray();
+    }
+}
+
+/// <summary>An MMIO device that answers reads with its offset's bytes (0x10 + offset) and records writes.</summary>
+internal sealed class RecordingMmio : IMmioDevice
+{
+    public List<(ulong Offset, byte[] Data)> Writes { get; } = [];
+
+    public int Reads { get; private set; }
+
+    public void Read(ulong offset, Span<byte> data)
+    {
+        Reads++;
+        for (int i = 0; i < data.Length; i++)
+        {
+            data[i] = (byte)(0x10 + (int)offset + i);
+        }
+    }
+
+    public void Write(ulong offset, ReadOnlySpan<byte> data)
+    {
+        lock (Writes)
+        {
+            Writes.Add((offset, data.ToArray()));
+        }
+    }
+}

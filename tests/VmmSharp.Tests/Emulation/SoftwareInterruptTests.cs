@@ -1,0 +1,93 @@
+using Iced.Intel;
+using VmmSharp.Guests;
+using VmmSharp.Tests.Support;
+
+namespace VmmSharp.Tests.Emulation;
+
+/// <summary><c>int3</c> and <c>int n</c> at CPL0 reach the guest's IDT through the fallback, with RIP past the instruction.</summary>
+public class SoftwareInterruptTests
+{
+    [Theory]
+    [MemberData(nameof(FallbackGuest.Modes), MemberType = typeof(FallbackGuest))]
+    public void Int3DeliversBreakpointWithRipAfterTheInstruction(GuestMode mode, bool paging)
+    {
+        using var guest = FallbackGuest.Create(mode, paging, a =>
+        {
+            a.nop();
+            a.int3();
+            a.ExitWith(1); // not reached: the handler stops the vCPU
+        });
+
+        var result = guest.RunToStop();
+
+        guest.AssertException(result, 3, guest.AddressOf(Mnemonic.Int3) + 1);
+        Assert.Equal(1, guest.Fallback.Statistics.Count(Mnemonic.Int3));
+    }
+
+    [Theory]
+    [MemberData(nameof(FallbackGuest.Modes), MemberType = typeof(FallbackGuest))]
+    public void IntNDeliversThatVectorWithRipAfterTheInstruction(GuestMode mode, bool paging)
+    {
+        using var guest = FallbackGuest.Create(mode, paging, a =>
+        {
+            a.@int(0x80);
+            a.ExitWith(1);
+        });
+
+        var result = guest.RunToStop();
+
+        guest.AssertException(result, 0x80, guest.AddressOf(Mnemonic.Int) + 2);
+        Assert.Equal(1, guest.Fallback.Statistics.Count(Mnemonic.Int));
+    }
+
+    [Fact]
+    public void IntNWithAnExceptionVectorPushesNoErrorCode()
+    {
+        // int 0x0d is a software interrupt through gate 13: no error code, unlike a real #GP.
+        using var guest = FallbackGuest.Create(GuestMode.Long64, true, a =>
+        {
+            a.@int(0x0d);
+            a.ExitWith(1);
+        });
+
+        var result = guest.RunToStop();
+
+        guest.AssertException(result, 13, TinyGuest.Entry + 2);
+    }
+
+    [Fact]
+    public void AHandlerAtAnUnmappedAddressGetsThePageFaultTheHardwareDelivers()
+    {
+        const ulong unmapped = 0x2000_0000; // inside the identity map's range, its 2 MiB page removed
+        using var guest = FallbackGuest.Create(GuestMode.Long64, true, a =>
+        {
+            a.int3();
+            a.ExitWith(1);
+        });
+        guest.Unmap64(unmapped);
+        ulong gate = TinyGuestLayout.Idt + (3 * 16);
+        guest.Memory.Write(gate, (unmapped & 0xffff) | ((ulong)TinyGuestLayout.KernelCode64 << 16) | (0x8eUL << 40) | ((unmapped >> 16 & 0xffff) << 48));
+
+        var result = guest.RunToStop();
+
+        // The #BP is delivered, then fetching its handler faults: #PF, not present, supervisor fetch, at the handler.
+        guest.AssertException(result, 14, unmapped, errorCode: 0);
+        Assert.Equal(unmapped, guest.Recorded().Cr2);
+    }
+
+    [Fact]
+    public void ANotPresentGateRaisesSegmentNotPresentNamingTheGate()
+    {
+        using var guest = FallbackGuest.Create(GuestMode.Long64, true, a =>
+        {
+            a.@int(0x80);
+            a.ExitWith(1);
+        });
+        guest.Memory.Write(TinyGuestLayout.Idt + (0x80 * 16) + 5, (byte)0x0e); // clear P
+
+        var result = guest.RunToStop();
+
+        // #NP with the IDT bit set in the error code: (vector << 3) | IDT.
+        guest.AssertException(result, 11, TinyGuest.Entry, errorCode: (0x80 << 3) | 2);
+    }
+}

@@ -18,14 +18,14 @@ public class ArchitectureTests
         ["Memory"] = ["Interop"],
         ["Kvm"] = ["Interop"],
         ["Buses"] = [],
+        ["Events"] = ["Interop"],
         ["Dispatch"] = ["Interop", "Kvm", "Memory"],
         ["Devices"] = ["Interop", "Kvm", "Memory", "Buses"],
         ["Arch"] = ["Kvm", "Memory"],
         ["Vm"] = ["Interop", "Kvm", "Memory", "Dispatch", "Arch"],
         ["Boot"] = ["Memory", "Arch"],
-        ["Events"] = ["Interop"],
         ["Emulation"] = ["Interop", "Kvm", "Memory", "Buses", "Dispatch"],
-        ["Machine"] = ["Interop", "Memory", "Kvm", "Buses", "Dispatch", "Devices", "Arch", "Vm", "Boot", "Events", "Emulation"],
+        ["Machine"] = ["Interop", "Memory", "Kvm", "Buses", "Events", "Dispatch", "Devices", "Arch", "Vm", "Boot", "Emulation"],
     };
 
     private static readonly Assembly Library = typeof(VmmException).Assembly;

@@ -22,6 +22,8 @@ internal static class InfoCommand
         (KvmCapability.MpState, "application processors waiting for INIT/SIPI"),
         (KvmCapability.ExtCpuid, "CPUID from KVM_GET_SUPPORTED_CPUID"),
         (KvmCapability.ExitOnEmulationFailure, "the failing instruction's bytes"),
+        (KvmCapability.Ioeventfd, "virtio notifications without a vCPU exit (else through the MMIO exit)"),
+        (KvmCapability.Irqfd, "virtio interrupts from the device threads (else KVM_IRQ_LINE)"),
     ];
 
     public static int Run()
@@ -41,6 +43,11 @@ internal static class InfoCommand
             Console.WriteLine($"  {(kvm.Has(capability) ? "yes" : "no "),-4}{capability,-24}{why}");
         }
         PrintGuestFacts(host, kvm.GetSupportedCpuid());
+        bool eventFds = kvm.Has(KvmCapability.Ioeventfd) && kvm.Has(KvmCapability.Irqfd);
+        Console.WriteLine("virtio devices:   virtio-mmio (version 2): blk (--disk), rng (--rng), console (--console virtio)");
+        Console.WriteLine(eventFds
+            ? "                  notifications through ioeventfd, interrupts through irqfd, device work on its own threads"
+            : "                  fallback: notifications through MMIO exits, interrupts through KVM_IRQ_LINE (no ioeventfd/irqfd here)");
         return 0;
     }
 

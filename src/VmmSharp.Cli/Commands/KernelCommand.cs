@@ -32,6 +32,7 @@ internal static class KernelCommand
         int MaxReboots,
         bool Rng,
         IReadOnlyList<DiskOptions> Disks,
+        IReadOnlyList<NetOptions> Networks,
         ConsoleDevice ConsoleDevice);
 
     public static int Run(Arguments args)
@@ -42,9 +43,8 @@ internal static class KernelCommand
                 .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace) // stdout is the guest's
                 .SetMinimumLevel(level))
             : null;
-        using Stream stdout = Console.OpenStandardOutput();
         // The guest writes into a bounded buffer; only this output's own thread ever waits for stdout.
-        using var output = new ConsoleOutput(stdout);
+        using var output = ConsoleOutput.StandardOutput();
         using TerminalInput input = TerminalInput.StandardInput();
         var options = new MachineOptions(args.Kernel)
         {
@@ -61,6 +61,7 @@ internal static class KernelCommand
             MaxReboots = args.MaxReboots,
             Rng = args.Rng,
             Disks = args.Disks,
+            Networks = args.Networks,
             ConsoleDevice = args.ConsoleDevice,
             // vmm exits right after: KVM's teardown of the VM (15-35 ms here) happens in a helper, off the exit path.
             HandOffTeardown = true,

@@ -18,11 +18,10 @@ version="$(dotnet msbuild src/VmmSharp/VmmSharp.csproj -getProperty:Version)"
 [[ -n "$version" ]] || die "no Version in Directory.Build.props"
 say "version $version"
 
-say "packing the libraries"
-dotnet pack src/VmmSharp -c Release -o "$feed" -v quiet -nologo
-dotnet pack src/VmmSharp.Guests -c Release -o "$feed" -v quiet -nologo
-say "packing the vmm tool (pointer package, then the NativeAOT linux-x64 package)"
-dotnet pack src/VmmSharp.Cli -c Release -o "$feed" -v quiet -nologo
+# The solution packs what is packable: VmmSharp, VmmSharp.Guests and the tool's pointer package VmmSharp.Cli.
+say "packing the solution (the libraries and the vmm tool's pointer package)"
+dotnet pack VmmSharp.slnx -c Release -o "$feed" -v quiet -nologo
+say "packing the vmm tool's NativeAOT linux-x64 package"
 # A publish directory of its own, so that nothing an earlier publish left there ends up in the package.
 dotnet pack src/VmmSharp.Cli -c Release -r linux-x64 -o "$feed" -v quiet -nologo -p:PublishDir="$work/publish/"
 

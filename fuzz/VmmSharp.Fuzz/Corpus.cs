@@ -13,16 +13,13 @@ internal static class Corpus
         return buffer.Length > MaxInput ? buffer.GetBuffer().AsSpan(0, MaxInput).ToArray() : buffer.ToArray();
     }
 
-    /// <summary>Writes each target's seeds to <paramref name="root"/>/NAME/, replacing the folder's old contents.</summary>
+    /// <summary>Writes each target's seeds to <paramref name="root"/>/NAME/, next to what the folder holds already.</summary>
     public static int WriteSeeds(string root)
     {
         foreach (IFuzzTarget target in FuzzTargets.All)
         {
+            // Files already there stay: among them are the inputs of past findings, kept as regression tests.
             string dir = Path.Combine(root, target.Name);
-            if (Directory.Exists(dir))
-            {
-                Directory.Delete(dir, recursive: true);
-            }
             Directory.CreateDirectory(dir);
             int count = 0;
             foreach ((string name, byte[] data) in target.Seeds())

@@ -18,14 +18,36 @@ var initrd = new Option<string?>("--initrd") { Description = "Initial ramdisk (L
 var cmdline = new Option<string>("--cmdline") { Description = "Kernel command line", DefaultValueFactory = _ => "console=ttyS0" };
 var mem = OptionValues.MemorySize("--mem", "Guest RAM, e.g. 512M or 2G", MachineOptions.DefaultMemorySize);
 var cpus = OptionValues.Count("--cpus", "Number of vCPUs", 1, 1, MpTable.MaxCpus);
-var cpuidMask = OptionValues.CpuidMasks("--cpuid-mask", "Hide CPUID bits: LEAF[.SUBLEAF]:REGISTER:MASK, e.g. 0x7.0:ebx:0x20 (repeatable)");
+var cpuidMask = OptionValues.CpuidMasks("--cpuid-mask", "Hide CPUID bits: LEAF[.SUBLEAF]:REGISTER:MASK, e.g. 0x7.0:ebx:0x20 (repeatable; adds to --cpuid-policy)");
+var cpuidPolicy = OptionValues.OneOf("--cpuid-policy", "What CPUID hides before --cpuid-mask: auto is what the host needs (on PVM, what a kernel would pick and PVM cannot run)", CpuidPolicy.Auto);
 var logLevel = OptionValues.OneOf("--log-level", "Log VMM events at this level (debug shows unhandled ports; information also prints the summary)", LogLevel.None);
 var stats = new Option<bool>("--stats") { Description = "After the run, print a summary on stderr: how it ended, the time, the exits" };
 var quiet = new Option<bool>("--quiet") { Description = "No summary (the default; kept for scripts)", Hidden = true };
 var onReset = OptionValues.OneOf("--on-reset", "What a guest reset (i8042 0xfe) does: exit, or reboot on a fresh machine", ResetAction.Exit);
 var maxReboots = OptionValues.Count("--max-reboots", "With --on-reset reboot: how many reboots before a reset ends the run", MachineOptions.DefaultMaxReboots, 0, 1_000_000);
+var rng = new Option<bool>("--rng") { Description = "Give the guest a virtio-rng entropy device (from the host's getrandom)" };
+var disk = new Option<DiskOptions[]>("--disk")
+{
+    Description = "A virtio-blk disk: PATH[,ro][,serial=ID], a raw image (repeatable; the guest's vda, vdb, ...)",
+    AllowMultipleArgumentsPerToken = false,
+    CustomParser = r =>
+    {
+        var disks = new List<DiskOptions>();
+        foreach (var token in r.Tokens)
+        {
+            if (!DiskArgument.TryParse(token.Value, out DiskOptions? d, out string? error))
+            {
+                r.AddError(error!);
+                return [];
+            }
+            disks.Add(d!);
+        }
+        return [.. disks];
+    },
+};
+var consoleDevice = OptionValues.OneOf("--console", "The device of the guest console: COM1 (ttyS0) or a virtio-console port (hvc0: pass console=hvc0)", ConsoleDevice.Serial);
 var run = new Command("run", "Run a guest: a kernel given with --kernel, else the built-in demo guest");
-foreach (Option option in new Option[] { kernel, initrd, cmdline, mem, cpus, cpuidMask, timeout, logLevel, stats, quiet, onReset, maxReboots })
+foreach (Option option in new Option[] { kernel, initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, timeout, logLevel, stats, quiet, onReset, maxReboots, rng, disk, consoleDevice })
 {
     run.Options.Add(option);
 }
@@ -36,7 +58,7 @@ run.Validators.Add(r =>
     {
         return;
     }
-    foreach (Option option in new Option[] { initrd, cmdline, mem, cpus, cpuidMask, logLevel, stats, onReset, maxReboots })
+    foreach (Option option in new Option[] { initrd, cmdline, mem, cpus, cpuidMask, logLevel, stats, onReset, maxReboots, rng, disk, consoleDevice })
     {
         if (r.GetResult(option) is { Implicit: false })
         {
@@ -59,11 +81,15 @@ run.SetAction(r =>
         r.GetValue(mem),
         r.GetValue(cpus),
         r.GetValue(cpuidMask) ?? [],
+        r.GetValue(cpuidPolicy),
         deadline,
         level,
         r.GetValue(stats) || level <= LogLevel.Information,
         r.GetValue(onReset),
-        r.GetValue(maxReboots))));
+        r.GetValue(maxReboots),
+        r.GetValue(rng),
+        r.GetValue(disk) ?? [],
+        r.GetValue(consoleDevice))));
 });
 root.Subcommands.Add(run);
 

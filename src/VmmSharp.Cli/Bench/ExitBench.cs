@@ -117,7 +117,7 @@ internal static class ExitBench
             {
                 throw new VmmException($"benchmark guest: KVM_RUN returned errno {errno}, exit reason {exit.Reason}");
             }
-            sink += exit.IoPort + exit.IoData[0];
+            sink += exit.IoPort + exit.IoValue;
             if (getSetRegs)
             {
                 vcpu.GetRegs(out regs);

@@ -24,11 +24,15 @@ internal static class KernelCommand
         ulong Memory,
         int Cpus,
         IReadOnlyList<CpuidMask> CpuidMasks,
+        CpuidPolicy CpuidPolicy,
         TimeSpan? Deadline,
         LogLevel? LogLevel,
         bool Stats,
         ResetAction OnReset,
-        int MaxReboots);
+        int MaxReboots,
+        bool Rng,
+        IReadOnlyList<DiskOptions> Disks,
+        ConsoleDevice ConsoleDevice);
 
     public static int Run(Arguments args)
     {
@@ -38,9 +42,8 @@ internal static class KernelCommand
                 .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace) // stdout is the guest's
                 .SetMinimumLevel(level))
             : null;
-        using Stream stdout = Console.OpenStandardOutput();
         // The guest writes into a bounded buffer; only this output's own thread ever waits for stdout.
-        using var output = new ConsoleOutput(stdout);
+        using var output = ConsoleOutput.StandardOutput();
         using TerminalInput input = TerminalInput.StandardInput();
         var options = new MachineOptions(args.Kernel)
         {
@@ -49,11 +52,15 @@ internal static class KernelCommand
             MemorySize = args.Memory,
             CpuCount = args.Cpus,
             CpuidMasks = args.CpuidMasks,
+            CpuidPolicy = args.CpuidPolicy,
             Console = new HostConsole(output, input),
             Deadline = args.Deadline,
             Logger = logging?.CreateLogger("vmm"),
             OnReset = args.OnReset,
             MaxReboots = args.MaxReboots,
+            Rng = args.Rng,
+            Disks = args.Disks,
+            ConsoleDevice = args.ConsoleDevice,
             // vmm exits right after: KVM's teardown of the VM (15-35 ms here) happens in a helper, off the exit path.
             HandOffTeardown = true,
         };

@@ -92,7 +92,8 @@ public sealed class ElfImage
         for (int i = 0; i < phnum; i++)
         {
             ulong at = phoff + ((ulong)i * (ulong)phentsize);
-            if (at < phoff || at + (ulong)minPhentsize > (ulong)image.Length)
+            // Compared without adding to `at`, which a phoff near 2^64 would wrap round to a small number.
+            if (at < phoff || at > (ulong)image.Length - (ulong)minPhentsize)
             {
                 throw new InvalidKernelImageException(
                     $"kernel image truncated: ELF program header {i} at 0x{at:x} ends past the file's 0x{image.Length:x} bytes");

@@ -147,6 +147,11 @@ public static class MultibootLoader
         {
             throw new InvalidKernelImageException($"Multiboot bss_end_addr 0x{h.BssEndAddress:x} is below load_end_addr 0x{loadEnd:x}");
         }
+        if (bssEnd == h.LoadAddress)
+        {
+            throw new InvalidKernelImageException(
+                $"Multiboot kernel loads nothing: load_addr 0x{h.LoadAddress:x}, load_end_addr 0x{h.LoadEndAddress:x} and bss_end_addr 0x{h.BssEndAddress:x} leave no bytes to load");
+        }
         if (h.LoadAddress < Layout.HighMemoryStart)
         {
             throw new InvalidKernelImageException(

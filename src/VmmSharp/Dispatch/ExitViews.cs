@@ -3,6 +3,7 @@ using VmmSharp.Kvm;
 namespace VmmSharp.Dispatch;
 
 /// <summary>A port-I/O exit, read and answered in place in <c>kvm_run</c>.</summary>
+/// <remarks>Threading: valid only inside the handler that got it, on the vCPU's dispatcher thread (a ref struct cannot outlive it).</remarks>
 public readonly unsafe ref struct IoExit
 {
     private readonly KvmRun* _run;
@@ -47,6 +48,7 @@ public readonly unsafe ref struct IoExit
 }
 
 /// <summary>An MMIO exit, read and answered in place in <c>kvm_run</c>.</summary>
+/// <remarks>Threading: valid only inside the handler that got it, on the vCPU's dispatcher thread (a ref struct cannot outlive it).</remarks>
 public readonly unsafe ref struct MmioExit
 {
     private readonly KvmRun* _run;
@@ -80,6 +82,7 @@ public readonly unsafe ref struct MmioExit
 }
 
 /// <summary>An RDMSR or WRMSR exit, answered in place in <c>kvm_run</c>.</summary>
+/// <remarks>Threading: valid only inside the handler that got it, on the vCPU's dispatcher thread (a ref struct cannot outlive it).</remarks>
 public readonly unsafe ref struct MsrExit
 {
     private readonly KvmRun* _run;
@@ -108,6 +111,7 @@ public readonly unsafe ref struct MsrExit
 }
 
 /// <summary>A single-step or breakpoint exit.</summary>
+/// <remarks>Threading: valid only inside the handler that got it, on the vCPU's dispatcher thread (a ref struct cannot outlive it).</remarks>
 public readonly unsafe ref struct DebugExit
 {
     private readonly KvmRun* _run;
@@ -128,6 +132,7 @@ public readonly unsafe ref struct DebugExit
 }
 
 /// <summary>An internal-error exit; for an emulation failure, with the instruction KVM could not emulate.</summary>
+/// <remarks>Threading: valid only inside the handler that got it, on the vCPU's dispatcher thread (a ref struct cannot outlive it).</remarks>
 public readonly unsafe ref struct InternalErrorExit
 {
     private readonly KvmRun* _run;
@@ -148,6 +153,7 @@ public readonly unsafe ref struct InternalErrorExit
 }
 
 /// <summary>A system-event exit.</summary>
+/// <remarks>Threading: valid only inside the handler that got it, on the vCPU's dispatcher thread (a ref struct cannot outlive it).</remarks>
 public readonly unsafe ref struct SystemEventExit
 {
     private readonly KvmRun* _run;
@@ -162,6 +168,7 @@ public readonly unsafe ref struct SystemEventExit
 }
 
 /// <summary>A failed VM entry.</summary>
+/// <remarks>Threading: valid only inside the handler that got it, on the vCPU's dispatcher thread (a ref struct cannot outlive it).</remarks>
 public readonly unsafe ref struct EntryFailureExit
 {
     private readonly KvmRun* _run;

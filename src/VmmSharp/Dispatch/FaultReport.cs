@@ -10,8 +10,8 @@ internal static class FaultReport
 {
     /// <summary>E.g. "RIP 0x1000 (64-bit): out dx,al [ee]".</summary>
     /// <remarks>
-    /// For a port-I/O exit KVM has usually moved RIP past the IN or OUT already; with
-    /// <paramref name="afterPortIo"/> the report also names the port instruction that ends at RIP.
+    /// At a port-I/O exit RIP is at the IN or OUT on VMX/SVM, past it where KVM's emulator ran it (and on PVM); with
+    /// <paramref name="afterPortIo"/> and no port instruction at RIP, the report also names the one that ends at RIP.
     /// </remarks>
     public static string Describe(KvmVcpu vcpu, GuestMemory? memory, ReadOnlySpan<byte> knownBytes = default, bool afterPortIo = false)
     {
@@ -33,7 +33,7 @@ internal static class FaultReport
             {
                 code = ReadCode(vcpu, memory, linear, paging, 15);
             }
-            if (afterPortIo && memory is not null && linear >= 15)
+            if (afterPortIo && memory is not null && linear >= 15 && !IsPortInstruction(code, bitness, regs.Rip))
             {
                 byte[] before = ReadCode(vcpu, memory, linear - 15, paging, 15);
                 if (before.Length == 15 && PortInstructionEndingAt(before, bitness, regs.Rip) is { } io)
@@ -66,6 +66,20 @@ internal static class FaultReport
         return code[..n];
     }
 
+    private static bool IsPortInstruction(byte[] code, int bitness, ulong ip)
+    {
+        if (code.Length == 0)
+        {
+            return false;
+        }
+        var decoder = Iced.Intel.Decoder.Create(bitness, new ByteArrayCodeReader(code), ip);
+        decoder.Decode(out Instruction instruction);
+        return !instruction.IsInvalid && IsPort(instruction.Mnemonic);
+    }
+
+    private static bool IsPort(Mnemonic m) => m is Mnemonic.In or Mnemonic.Out
+        or Mnemonic.Insb or Mnemonic.Insw or Mnemonic.Insd or Mnemonic.Outsb or Mnemonic.Outsw or Mnemonic.Outsd;
+
     /// <summary>The IN/OUT/INS/OUTS instruction that ends exactly where <paramref name="before"/> ends, if one does.</summary>
     private static string? PortInstructionEndingAt(byte[] before, int bitness, ulong rip)
     {
@@ -74,8 +88,7 @@ internal static class FaultReport
             ulong ip = rip - (ulong)length;
             var decoder = Iced.Intel.Decoder.Create(bitness, new ByteArrayCodeReader(before, before.Length - length, length), ip);
             decoder.Decode(out Instruction instruction);
-            if (!instruction.IsInvalid && instruction.Length == length && instruction.Mnemonic is Mnemonic.In or Mnemonic.Out
-                or Mnemonic.Insb or Mnemonic.Insw or Mnemonic.Insd or Mnemonic.Outsb or Mnemonic.Outsw or Mnemonic.Outsd)
+            if (!instruction.IsInvalid && instruction.Length == length && IsPort(instruction.Mnemonic))
             {
                 return $"{Disassemble(before.AsSpan(before.Length - length), bitness, ip)} at 0x{ip:x}";
             }

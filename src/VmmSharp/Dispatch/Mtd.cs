@@ -5,6 +5,7 @@ namespace VmmSharp.Dispatch;
 /// The bit values are NOVA's, so a reader of the seed finds the same groups. A handler sees exactly
 /// the groups its MTD names; on reply, only the groups it changed are written back to KVM.
 /// </summary>
+/// <remarks>Threading: immutable; any thread may use it.</remarks>
 [Flags]
 public enum Mtd : uint
 {

@@ -4,6 +4,7 @@ namespace VmmSharp.Dispatch;
 /// The events a vCPU delivers to its dispatcher: KVM's exits, plus <see cref="Startup"/> and <see cref="Recall"/>
 /// as on NOVA. Each has at most one handler.
 /// </summary>
+/// <remarks>Threading: immutable; any thread may use it.</remarks>
 public enum VcpuEvent
 {
     /// <summary>Before the first guest instruction: the handler sets the initial state.</summary>

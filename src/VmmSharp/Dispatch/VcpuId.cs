@@ -5,6 +5,7 @@ namespace VmmSharp.Dispatch;
 /// It is the KVM vCPU id.
 /// </summary>
 /// <param name="Value">The KVM vCPU id (the initial APIC id).</param>
+/// <remarks>Threading: immutable; any thread may use it.</remarks>
 public readonly record struct VcpuId(int Value)
 {
     /// <inheritdoc/>

@@ -1,6 +1,7 @@
 namespace VmmSharp.Dispatch;
 
 /// <summary>How a vCPU's run ended.</summary>
+/// <remarks>Threading: immutable; any thread may use it.</remarks>
 public enum VcpuRunOutcome
 {
     /// <summary>A handler ended the run (the guest shut down, exited with a status, …).</summary>
@@ -18,4 +19,5 @@ public enum VcpuRunOutcome
 /// <param name="Status">The status a handler gave (for a guest's exit code), else 0 for a stop and -1 for a failure.</param>
 /// <param name="Reason">What happened, in words.</param>
 /// <param name="Error">The error, for a failed run.</param>
+/// <remarks>Threading: immutable; any thread may use it.</remarks>
 public sealed record VcpuRunResult(VcpuRunOutcome Outcome, int Status, string Reason, Exception? Error = null);

@@ -19,7 +19,7 @@ namespace VmmSharp.Dispatch;
 /// <c>in</c> or <c>out</c> exits with RIP still at the instruction (<c>complete_fast_pio_*</c> advances it later); an
 /// access KVM's instruction emulator made (string I/O, MMIO, and every access on PVM at CPL0) has RIP past the
 /// instruction for writes (<c>out</c>, MMIO writes), and at it for reads (<c>in</c>, MMIO reads), whose data is still to
-/// come; on PVM a CPL3 <c>out</c> has RIP past it. A handler that needs the same answer on every host calls
+/// come; on PVM an <c>out</c> has RIP past it and an <c>in</c> at it, at CPL3 and CPL0 alike. A handler that needs the same answer on every host calls
 /// <see cref="CompleteInstruction"/> first (after filling in a read's data): from then on RIP is past the instruction
 /// and the state is the one after it, everywhere, and may be changed freely.
 /// </para>

@@ -1,6 +1,7 @@
 namespace VmmSharp.Kvm;
 
 /// <summary>What serves <c>/dev/kvm</c> on this host, and what that means for guests.</summary>
+/// <remarks>Threading: immutable; any thread may use it.</remarks>
 public enum HostVirtualizationKind
 {
     /// <summary>Nothing known: no KVM module found.</summary>
@@ -20,6 +21,7 @@ public enum HostVirtualizationKind
 }
 
 /// <summary>Detects how KVM is provided on this host.</summary>
+/// <remarks>Threading: immutable; any thread may use it.</remarks>
 public sealed record HostVirtualization(HostVirtualizationKind Kind, string Description)
 {
     /// <summary>Looks at the loaded KVM modules and the CPU flags.</summary>

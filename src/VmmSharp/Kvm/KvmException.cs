@@ -3,6 +3,7 @@ using VmmSharp.Interop;
 namespace VmmSharp.Kvm;
 
 /// <summary>A KVM ioctl failed. The message names the ioctl, the errno and the arguments that matter.</summary>
+/// <remarks>Threading: immutable; any thread may use it.</remarks>
 public sealed class KvmException : VmmException
 {
     internal KvmException(uint request, int errno, string? detail)

@@ -7,6 +7,7 @@ namespace VmmSharp.Kvm;
 /// <param name="Gsi">The global system interrupt.</param>
 /// <param name="Irqchip">Which chip: <see cref="PicMaster"/>, <see cref="PicSlave"/> or <see cref="IoApic"/>.</param>
 /// <param name="Pin">The pin on that chip.</param>
+/// <remarks>Threading: immutable; any thread may use it.</remarks>
 public readonly record struct KvmIrqRoute(uint Gsi, uint Irqchip, uint Pin)
 {
     /// <summary>The master 8259 (<c>KVM_IRQCHIP_PIC_MASTER</c>).</summary>

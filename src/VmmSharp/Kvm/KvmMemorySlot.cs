@@ -9,6 +9,7 @@ namespace VmmSharp.Kvm;
 /// <param name="Size">Size in bytes; a page multiple. 0 deletes the slot.</param>
 /// <param name="HostAddress">Host virtual address of the first byte; page-aligned.</param>
 /// <param name="ReadOnly">Guest writes become MMIO exits (<c>KVM_MEM_READONLY</c>).</param>
+/// <remarks>Threading: immutable; any thread may use it.</remarks>
 public readonly record struct KvmMemorySlot(uint Slot, ulong GuestAddress, ulong Size, nint HostAddress, bool ReadOnly = false)
 {
     /// <inheritdoc/>

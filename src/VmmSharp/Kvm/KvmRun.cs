@@ -79,6 +79,7 @@ internal unsafe struct KvmRun
 /// KVM's exit reasons (<c>KVM_EXIT_*</c> in <c>linux/kvm.h</c>), the values of <see cref="KvmExit.Reason"/>.
 /// Only the ones VmmSharp handles are named; any other value may appear.
 /// </summary>
+/// <remarks>Threading: immutable; any thread may use it.</remarks>
 public static class KvmExitReason
 {
     /// <summary><c>KVM_EXIT_UNKNOWN</c>: the hardware exit reason KVM did not know.</summary>

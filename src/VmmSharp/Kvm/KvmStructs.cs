@@ -6,6 +6,7 @@ using System.Runtime.InteropServices;
 namespace VmmSharp.Kvm;
 
 /// <summary><c>struct kvm_regs</c>: the general-purpose registers, RIP and RFLAGS.</summary>
+/// <remarks>Threading: a plain value, copied on assignment; no thread affinity.</remarks>
 [StructLayout(LayoutKind.Sequential)]
 public struct KvmRegs
 {
@@ -48,6 +49,7 @@ public struct KvmRegs
 }
 
 /// <summary><c>struct kvm_segment</c>: a segment register with its hidden descriptor part.</summary>
+/// <remarks>Threading: a plain value, copied on assignment; no thread affinity.</remarks>
 [StructLayout(LayoutKind.Sequential)]
 public struct KvmSegment
 {
@@ -80,6 +82,7 @@ public struct KvmSegment
 }
 
 /// <summary><c>struct kvm_dtable</c>: a descriptor-table register (GDTR, IDTR).</summary>
+/// <remarks>Threading: a plain value, copied on assignment; no thread affinity.</remarks>
 [StructLayout(LayoutKind.Sequential)]
 public struct KvmDtable
 {
@@ -93,6 +96,7 @@ public struct KvmDtable
 }
 
 /// <summary><c>struct kvm_sregs</c>: segment, descriptor-table and control registers, EFER and the APIC base.</summary>
+/// <remarks>Threading: a plain value, copied on assignment; no thread affinity.</remarks>
 [StructLayout(LayoutKind.Sequential)]
 public struct KvmSregs
 {
@@ -135,6 +139,7 @@ public struct KvmSregs
 }
 
 /// <summary><c>struct kvm_vcpu_events</c>: pending exceptions, interrupts, NMIs and the interrupt shadow.</summary>
+/// <remarks>Threading: a plain value, copied on assignment; no thread affinity.</remarks>
 [StructLayout(LayoutKind.Sequential)]
 public unsafe struct KvmVcpuEvents
 {
@@ -184,6 +189,7 @@ public unsafe struct KvmVcpuEvents
 }
 
 /// <summary><c>struct kvm_debugregs</c>: DR0–DR3, DR6 and DR7.</summary>
+/// <remarks>Threading: a plain value, copied on assignment; no thread affinity.</remarks>
 [StructLayout(LayoutKind.Sequential)]
 public struct KvmDebugRegs
 {
@@ -205,6 +211,7 @@ public struct KvmDebugRegs
 }
 
 /// <summary><c>struct kvm_fpu</c>: the x87 and SSE state.</summary>
+/// <remarks>Threading: a plain value, copied on assignment; no thread affinity.</remarks>
 [StructLayout(LayoutKind.Sequential)]
 public struct KvmFpu
 {
@@ -281,6 +288,7 @@ public struct KvmXcrs
 }
 
 /// <summary><c>struct kvm_cpuid_entry2</c>: one CPUID leaf.</summary>
+/// <remarks>Threading: a plain value, copied on assignment; no thread affinity.</remarks>
 [StructLayout(LayoutKind.Sequential)]
 public struct KvmCpuidEntry
 {
@@ -405,6 +413,7 @@ internal struct KvmMsrFilter
 }
 
 /// <summary>Four 64-bit values in place (an interrupt bitmap, DR0–DR3); index it like an array.</summary>
+/// <remarks>Threading: a plain value, copied on assignment; no thread affinity.</remarks>
 [InlineArray(4)]
 public struct KvmU64x4
 {
@@ -412,6 +421,7 @@ public struct KvmU64x4
 }
 
 /// <summary>128 bytes in place (the x87 registers); index it or take it as a span.</summary>
+/// <remarks>Threading: a plain value, copied on assignment; no thread affinity.</remarks>
 [InlineArray(128)]
 public struct KvmBytes128
 {
@@ -419,6 +429,7 @@ public struct KvmBytes128
 }
 
 /// <summary>256 bytes in place (the XMM registers); index it or take it as a span.</summary>
+/// <remarks>Threading: a plain value, copied on assignment; no thread affinity.</remarks>
 [InlineArray(256)]
 public struct KvmBytes256
 {

@@ -110,16 +110,23 @@ public sealed unsafe class KvmVcpu : IDisposable
     }
 
     /// <summary>
-    /// Why the last <see cref="EnterGuest"/> returned: a view on <c>kvm_run</c>'s exit fields, valid until the next
-    /// KVM_RUN. For code that runs this vCPU itself; call it on the thread that runs the vCPU.
+    /// Why the last <see cref="EnterGuest"/> returned, copied out of <c>kvm_run</c>. For code that runs this vCPU
+    /// itself; read it on the thread that runs the vCPU, before the next <see cref="EnterGuest"/>.
     /// </summary>
-    /// <exception cref="ObjectDisposedException">The vCPU is disposed.</exception>
+    /// <exception cref="ObjectDisposedException">The vCPU has been disposed.</exception>
     public KvmExit LastExit
     {
         get
         {
-            ObjectDisposedException.ThrowIf(_run.IsClosed, this);
-            return new KvmExit(Run);
+            KvmRun* run = AcquireRun();
+            try
+            {
+                return KvmExit.From(run);
+            }
+            finally
+            {
+                ReleaseRun();
+            }
         }
     }
 

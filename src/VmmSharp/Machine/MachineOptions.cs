@@ -10,7 +10,7 @@ namespace VmmSharp.Machine;
 /// </summary>
 /// <example>
 /// <code>
-/// using var output = new ConsoleOutput(Console.OpenStandardOutput());
+/// using var output = ConsoleOutput.StandardOutput();
 /// using var machine = new PcMachine(new MachineOptions("bzImage")
 /// {
 ///     InitrdPath = "initramfs.cpio.gz",
@@ -57,8 +57,18 @@ public sealed record MachineOptions(string KernelPath)
     /// </summary>
     public int CpuCount { get; init; } = 1;
 
-    /// <summary>CPUID bits hidden from every vCPU (e.g. parsed with <see cref="CpuidMask.Parse"/>).</summary>
+    /// <summary>
+    /// CPUID bits hidden from every vCPU (e.g. parsed with <see cref="CpuidMask.Parse"/>), in addition to what
+    /// <see cref="CpuidPolicy"/> hides.
+    /// </summary>
     public IReadOnlyList<CpuidMask> CpuidMasks { get; init; } = [];
+
+    /// <summary>
+    /// What the machine hides from the guest's CPUID before <see cref="CpuidMasks"/>: by default what the host needs
+    /// (on PVM, the features a kernel would pick and the host cannot run: <see cref="CpuidPolicies.Pvm"/>);
+    /// <see cref="Arch.X86.CpuidPolicy.None"/> shows KVM's supported CPUID with only the explicit masks.
+    /// </summary>
+    public CpuidPolicy CpuidPolicy { get; init; } = CpuidPolicy.Auto;
 
     /// <summary>
     /// COM1's host side: where the guest's output goes and what feeds its input. Null for none: output is discarded
@@ -100,6 +110,45 @@ public sealed record MachineOptions(string KernelPath)
     /// False by default: only for a process that is about to exit.
     /// </summary>
     public bool HandOffTeardown { get; init; }
+
+    /// <summary>Whether the guest gets a virtio-rng entropy device (fed from the host's <c>getrandom</c>).</summary>
+    public bool Rng { get; init; }
+
+    /// <summary>The virtio-blk disks, in order (the guest's /dev/vda, /dev/vdb, …).</summary>
+    public IReadOnlyList<DiskOptions> Disks { get; init; } = [];
+
+    /// <summary>
+    /// Which device carries the guest's console: COM1 (<see cref="ConsoleDevice.Serial"/>, always present) or a
+    /// virtio-console port (the guest's hvc0; give it <c>console=hvc0</c>) that then gets <see cref="Console"/>'s output and input.
+    /// </summary>
+    public ConsoleDevice ConsoleDevice { get; init; } = ConsoleDevice.Serial;
+
+    /// <summary>
+    /// Whether the virtio-mmio devices are also named on the kernel command line (<c>virtio_mmio.device=</c>), for kernels
+    /// built with <c>CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES</c>; the ACPI DSDT describes them either way.
+    /// </summary>
+    public bool VirtioOnCommandLine { get; init; } = true;
+}
+
+/// <summary>A virtio-blk disk: a raw image file.</summary>
+/// <param name="Path">The image file.</param>
+public sealed record DiskOptions(string Path)
+{
+    /// <summary>Whether the guest may only read it (<c>VIRTIO_BLK_F_RO</c>; the file is opened read-only).</summary>
+    public bool ReadOnly { get; init; }
+
+    /// <summary>The serial number GET_ID answers (at most 20 bytes); null for none.</summary>
+    public string? Serial { get; init; }
+}
+
+/// <summary>The device that carries the guest's console.</summary>
+public enum ConsoleDevice
+{
+    /// <summary>COM1, the 8250 UART (ttyS0).</summary>
+    Serial,
+
+    /// <summary>A virtio-console port (hvc0).</summary>
+    Virtio,
 }
 
 /// <summary>What a guest's reset request does.</summary>

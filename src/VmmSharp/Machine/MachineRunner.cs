@@ -32,8 +32,8 @@ public static class MachineRunner
                 onBoot?.Invoke(machine);
                 result = machine.Run();
                 rebootAsked = result.Outcome == MachineOutcome.Reset && options.OnReset == ResetAction.Reboot;
-                bool reboot = rebootAsked && reboots < options.MaxReboots;
-                if (!reboot && options.HandOffTeardown && !machine.Vm.HandOffTeardown())
+                bool last = !rebootAsked || reboots == options.MaxReboots;
+                if (last && options.HandOffTeardown && !machine.Vm.HandOffTeardown())
                 {
                     options.Logger?.LogTeardownNotHandedOff();
                 }

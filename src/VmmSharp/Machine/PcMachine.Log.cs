@@ -1,5 +1,7 @@
 using Microsoft.Extensions.Logging;
+using VmmSharp.Arch.X86;
 using VmmSharp.Boot;
+using VmmSharp.Kvm;
 
 namespace VmmSharp.Machine;
 
@@ -11,6 +13,9 @@ public sealed partial class PcMachine
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "this host's KVM: {Description}")]
     private static partial void LogPvm(ILogger logger, string description);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "CPUID policy {Policy} on a {Host} host hides: {Features} (what a kernel would pick and this host cannot run; policy None shows them)")]
+    private static partial void LogCpuidPolicy(ILogger logger, CpuidPolicy policy, HostVirtualizationKind host, string features);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "run ended: {Outcome}, exit status {Status}: {Reason} ({Milliseconds:0.#} ms)")]
     private static partial void LogFinished(ILogger logger, MachineOutcome outcome, int status, string reason, double milliseconds);

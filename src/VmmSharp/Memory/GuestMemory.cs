@@ -172,8 +172,14 @@ public sealed class GuestMemory : IDisposable
     }
 
     /// <summary>Fills <paramref name="length"/> bytes at <paramref name="address"/> with <paramref name="value"/>.</summary>
+    /// <exception cref="GuestMemoryException">Part of the range is not backed, or is read-only; nothing was written.</exception>
     public void Fill(ulong address, ulong length, byte value)
     {
+        // The whole range first: the chunks below would otherwise fill up to the first bad byte, then throw.
+        if (!CheckRange(address, length, write: true, out string? error))
+        {
+            throw new GuestMemoryException(address, length, error);
+        }
         Span<byte> chunk = stackalloc byte[512];
         chunk.Fill(value);
         while (length > 0)
@@ -272,31 +278,12 @@ public sealed class GuestMemory : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool TryAccess(ulong address, Span<byte> data, bool write, [System.Diagnostics.CodeAnalysis.NotNullWhen(false)] out string? error)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        if (address + (ulong)data.Length < address)
+        // Check the whole range before copying anything, so a failed access changes nothing.
+        if (!CheckRange(address, (ulong)data.Length, write, out error))
         {
-            error = "the range wraps around the address space";
             return false;
         }
-        // Check the whole range before copying anything, so a failed access changes nothing.
         ulong cursor = address;
-        ulong end = address + (ulong)data.Length;
-        while (cursor < end)
-        {
-            GuestRegion? r = Find(cursor);
-            if (r is null)
-            {
-                error = $"no memory region at 0x{cursor:x}";
-                return false;
-            }
-            if (write && r.ReadOnly)
-            {
-                error = $"region {r} is read-only";
-                return false;
-            }
-            cursor = Math.Min(end, r.End);
-        }
-        cursor = address;
         int done = 0;
         while (done < data.Length)
         {
@@ -313,6 +300,36 @@ public sealed class GuestMemory : IDisposable
             }
             done += n;
             cursor += (ulong)n;
+        }
+        error = null;
+        return true;
+    }
+
+    /// <summary>Whether every byte of the range is backed (and writable, for a write), without touching any.</summary>
+    private bool CheckRange(ulong address, ulong length, bool write, [System.Diagnostics.CodeAnalysis.NotNullWhen(false)] out string? error)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (address + length < address)
+        {
+            error = "the range wraps around the address space";
+            return false;
+        }
+        ulong cursor = address;
+        ulong end = address + length;
+        while (cursor < end)
+        {
+            GuestRegion? r = Find(cursor);
+            if (r is null)
+            {
+                error = $"no memory region at 0x{cursor:x}";
+                return false;
+            }
+            if (write && r.ReadOnly)
+            {
+                error = $"region {r} is read-only";
+                return false;
+            }
+            cursor = Math.Min(end, r.End);
         }
         error = null;
         return true;

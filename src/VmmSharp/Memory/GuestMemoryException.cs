@@ -1,6 +1,7 @@
 namespace VmmSharp.Memory;
 
 /// <summary>A guest-physical access that no region backs, or that writes to a read-only region.</summary>
+/// <remarks>Threading: immutable; any thread may use it.</remarks>
 public sealed class GuestMemoryException : VmmException
 {
     /// <summary>Creates the error for an access of <paramref name="length"/> bytes at <paramref name="address"/>.</summary>

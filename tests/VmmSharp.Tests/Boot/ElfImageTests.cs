@@ -108,4 +108,14 @@ public class ElfImageTests
         InvalidKernelImageException e = Assert.Throws<InvalidKernelImageException>(() => ElfImage.Parse(image).FindPvhEntry(image));
         Assert.Contains("truncated: ELF note", e.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void AProgramHeaderOffsetNearTwoToThe64IsRefusedAsTruncated()
+    {
+        // Found by fuzzing (fuzz target elf): phoff + the header size wrapped round to a small number and passed the check.
+        byte[] image = new ElfBuilder().Load(0x200000, TestImages.Pattern(16)).Build();
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(image.AsSpan(32), ulong.MaxValue);
+        InvalidKernelImageException e = Assert.Throws<InvalidKernelImageException>(() => ElfImage.Parse(image));
+        Assert.Contains("program header 0 at 0xffffffffffffffff", e.Message, StringComparison.Ordinal);
+    }
 }

@@ -131,4 +131,15 @@ public class MultibootLoaderTests
         Assert.Equal("k", memory.ReadCString(Layout.CommandLine));
         Assert.Equal(0U, memory.Read<uint>(Layout.MultibootInfo + 20));
     }
+
+    [Fact]
+    public void AnAoutKludgeThatLoadsNothingIsRefused()
+    {
+        // Found by fuzzing (fuzz target multiboot): load_end_addr = load_addr and no bss "loaded" an empty kernel.
+        byte[] image = new byte[0x800];
+        TestImages.MultibootHeader(0x10000, (0x200000, 0x200000, 0x200000, 0, 0x200000)).CopyTo(image, 0);
+        using GuestMemory memory = BootTestMemory.Ram(64);
+        InvalidKernelImageException e = Assert.Throws<InvalidKernelImageException>(() => MultibootLoader.Load(memory, Request(image)));
+        Assert.Contains("loads nothing", e.Message, StringComparison.Ordinal);
+    }
 }

@@ -116,6 +116,49 @@ public class InjectionTests
     }
 
     [Fact]
+    public void AnInjectedNmiReachesTheGuestsNmiHandler()
+    {
+        using var run = GuestRun.Create(GuestMode.Long64, a =>
+        {
+            Label nmi = a.CreateLabel();
+            a.InstallGate(2, nmi);
+            a.@out(0x99, al); // the VMM answers with an NMI
+            a.ExitWith(1);     // not reached
+            a.Label(ref nmi);
+            a.ExitWith(0);
+        });
+        Assert.True(run.Vcpu.Register(VcpuEvent.Io, Mtd.Qual | Mtd.Inj, s =>
+        {
+            if (s.Io.Port == 0x99)
+            {
+                s.InjectNmi();
+            }
+            else
+            {
+                s.Stop((int)s.Io.Value, "exit");
+            }
+        }));
+
+        Assert.Equal(0, run.Run().AssertStopped().Status);
+    }
+
+    [Fact]
+    public void InjectingTheNmiVectorAsAnExceptionIsRefusedWithAClearMessage()
+    {
+        ArgumentException? refused = null;
+        using var run = GuestRun.Create(GuestMode.Long64, a => a.ExitWith(0));
+        Assert.True(run.Vcpu.Register(VcpuEvent.Io, Mtd.Qual | Mtd.Inj, s =>
+        {
+            refused = Assert.Throws<ArgumentException>(() => s.InjectException(2));
+            s.Stop(0, "done");
+        }));
+
+        run.Run().AssertStopped();
+
+        Assert.Contains("InjectNmi", refused!.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void InjectingAnInterruptWithoutNamingInjIsRefused()
     {
         using var run = GuestRun.Create(GuestMode.Long64, a => a.ExitWith(0));

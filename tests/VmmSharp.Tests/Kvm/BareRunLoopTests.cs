@@ -36,14 +36,42 @@ public class BareRunLoopTests
         Assert.Equal(KvmExitReason.Io, first.Reason);
         Assert.Equal(0x80, first.IoPort);
         Assert.True(first.IoIsWrite);
-        Assert.Equal([0x5a], first.IoData.ToArray());
+        Assert.Equal(1, first.IoSize);
+        Assert.Equal(0x5au, first.IoValue);
 
         Assert.Equal(0, vcpu.EnterGuest());
         KvmExit second = vcpu.LastExit;
         Assert.Equal(KvmExitReason.Io, second.Reason);
         Assert.Equal(0x3f8, second.IoPort);
         Assert.Equal(2, second.IoSize);
-        Assert.Equal([0x34, 0x12], second.IoData.ToArray());
+        Assert.Equal(0x1234u, second.IoValue);
+    }
+
+    [Fact]
+    public void AnMmioWriteShowsItsAddressLengthAndValueInLastExit()
+    {
+        KvmRequirement.Ensure();
+        TinyGuest guest = TinyGuest.Assemble(GuestMode.User64, a =>
+        {
+            var halt = a.CreateLabel();
+            a.mov(rax, 0x3000_0000); // identity-mapped by the tiny guest, but no RAM there: MMIO
+            a.mov(__dword_ptr[rax], 0xabcd);
+            a.Label(ref halt);
+            a.jmp(halt);
+        });
+        using var vm = VirtualMachine.Create(GuestMemory.WithRam(2 << 20));
+        guest.Load(vm.Memory);
+        KvmVcpu vcpu = vm.AddVcpu().Vcpu;
+        guest.SetStartupState(vcpu);
+
+        Assert.Equal(0, vcpu.EnterGuest());
+        KvmExit exit = vcpu.LastExit;
+        Assert.Equal(KvmExitReason.Mmio, exit.Reason);
+        Assert.Equal(0x3000_0000UL, exit.MmioAddress);
+        Assert.Equal(4, exit.MmioLength);
+        Assert.True(exit.MmioIsWrite);
+        Assert.Equal(0xabcdUL, exit.MmioValue);
+        Assert.Equal(0, exit.IoPort);
     }
 
     [Fact]
@@ -56,6 +84,6 @@ public class BareRunLoopTests
             VcpuDispatcher d = vm.AddVcpu();
             vcpu = d.Vcpu;
         }
-        Assert.Throws<ObjectDisposedException>(() => _ = vcpu.LastExit.Reason);
+        Assert.Throws<ObjectDisposedException>(() => vcpu.LastExit);
     }
 }

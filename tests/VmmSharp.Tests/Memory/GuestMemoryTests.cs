@@ -112,4 +112,14 @@ public class GuestMemoryTests
         m.Write(0x200, "hello\0world"u8);
         Assert.Equal("hello", m.ReadCString(0x200));
     }
+
+    [Fact]
+    public void FillThatRunsIntoAHoleWritesNothing()
+    {
+        using GuestMemory m = WithHole();
+        m.Fill(0xf000, 0x1000, 0x11);
+        Assert.Throws<GuestMemoryException>(() => m.Fill(0xf800, 0x1000, 0x22)); // [0xf800, 0x10800) ends in the hole
+        Assert.Equal(0x11, m.Read<byte>(0xf800));
+        Assert.Equal(0x11, m.Read<byte>(0xffff));
+    }
 }

@@ -25,8 +25,48 @@ var stats = new Option<bool>("--stats") { Description = "After the run, print a 
 var quiet = new Option<bool>("--quiet") { Description = "No summary (the default; kept for scripts)", Hidden = true };
 var onReset = OptionValues.OneOf("--on-reset", "What a guest reset (i8042 0xfe) does: exit, or reboot on a fresh machine", ResetAction.Exit);
 var maxReboots = OptionValues.Count("--max-reboots", "With --on-reset reboot: how many reboots before a reset ends the run", MachineOptions.DefaultMaxReboots, 0, 1_000_000);
+var rng = new Option<bool>("--rng") { Description = "Give the guest a virtio-rng entropy device (from the host's getrandom)" };
+var disk = new Option<DiskOptions[]>("--disk")
+{
+    Description = "A virtio-blk disk: PATH[,ro][,serial=ID], a raw image (repeatable; the guest's vda, vdb, ...)",
+    AllowMultipleArgumentsPerToken = false,
+    CustomParser = r =>
+    {
+        var disks = new List<DiskOptions>();
+        foreach (var token in r.Tokens)
+        {
+            if (!DiskArgument.TryParse(token.Value, out DiskOptions? d, out string? error))
+            {
+                r.AddError(error!);
+                return [];
+            }
+            disks.Add(d!);
+        }
+        return [.. disks];
+    },
+};
+var net = new Option<NetOptions[]>("--net")
+{
+    Description = "A virtio-net card on a host TAP: tap=NAME[,mac=MAC] (repeatable)",
+    AllowMultipleArgumentsPerToken = false,
+    CustomParser = r =>
+    {
+        var nets = new List<NetOptions>();
+        foreach (var token in r.Tokens)
+        {
+            if (!NetArgument.TryParse(token.Value, out NetOptions? n, out string? error))
+            {
+                r.AddError(error!);
+                return [];
+            }
+            nets.Add(n!);
+        }
+        return [.. nets];
+    },
+};
+var consoleDevice = OptionValues.OneOf("--console", "The device of the guest console: COM1 (ttyS0) or a virtio-console port (hvc0: pass console=hvc0)", ConsoleDevice.Serial);
 var run = new Command("run", "Run a guest: a kernel given with --kernel, else the built-in demo guest");
-foreach (Option option in new Option[] { kernel, initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, timeout, logLevel, stats, quiet, onReset, maxReboots })
+foreach (Option option in new Option[] { kernel, initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, timeout, logLevel, stats, quiet, onReset, maxReboots, rng, disk, net, consoleDevice })
 {
     run.Options.Add(option);
 }
@@ -37,7 +77,7 @@ run.Validators.Add(r =>
     {
         return;
     }
-    foreach (Option option in new Option[] { initrd, cmdline, mem, cpus, cpuidMask, logLevel, stats, onReset, maxReboots })
+    foreach (Option option in new Option[] { initrd, cmdline, mem, cpus, cpuidMask, logLevel, stats, onReset, maxReboots, rng, disk, net, consoleDevice })
     {
         if (r.GetResult(option) is { Implicit: false })
         {
@@ -65,7 +105,11 @@ run.SetAction(r =>
         level,
         r.GetValue(stats) || level <= LogLevel.Information,
         r.GetValue(onReset),
-        r.GetValue(maxReboots))));
+        r.GetValue(maxReboots),
+        r.GetValue(rng),
+        r.GetValue(disk) ?? [],
+        r.GetValue(net) ?? [],
+        r.GetValue(consoleDevice))));
 });
 root.Subcommands.Add(run);
 

@@ -22,6 +22,8 @@ internal static class InfoCommand
         (KvmCapability.MpState, "application processors waiting for INIT/SIPI"),
         (KvmCapability.ExtCpuid, "CPUID from KVM_GET_SUPPORTED_CPUID"),
         (KvmCapability.ExitOnEmulationFailure, "the failing instruction's bytes"),
+        (KvmCapability.Ioeventfd, "virtio notifications without a vCPU exit (else through the MMIO exit)"),
+        (KvmCapability.Irqfd, "virtio interrupts from the device threads (else KVM_IRQ_LINE)"),
     ];
 
     public static int Run()
@@ -40,6 +42,11 @@ internal static class InfoCommand
         {
             Console.WriteLine($"  {(kvm.Has(capability) ? "yes" : "no "),-4}{capability,-24}{why}");
         }
+        bool eventFds = kvm.Has(KvmCapability.Ioeventfd) && kvm.Has(KvmCapability.Irqfd);
+        Console.WriteLine($"virtio devices:   virtio-mmio (version 2): blk (--disk), net (--net, {(File.Exists("/dev/net/tun") ? "/dev/net/tun present" : "no /dev/net/tun here")}), rng (--rng), console (--console virtio)");
+        Console.WriteLine(eventFds
+            ? "                  notifications through ioeventfd, interrupts through irqfd, device work on its own threads"
+            : "                  fallback: notifications through MMIO exits, interrupts through KVM_IRQ_LINE (no ioeventfd/irqfd here)");
         PrintGuestFacts(host, kvm.GetSupportedCpuid());
         return 0;
     }
@@ -83,6 +90,8 @@ internal static class InfoCommand
             _ => e.Edx,
         }) != 0);
 
-    /// <summary>What the emulation fallback finishes when KVM's emulator gives up; the fallback lists its instructions here.</summary>
-    private static string FallbackCoverage() => "none in this build: an instruction KVM's emulator lacks stops the guest";
+    /// <summary>What the emulation fallback (on in vmm run) finishes when KVM's emulator gives up.</summary>
+    private static string FallbackCoverage() =>
+        "vmm run finishes int3/int n, cmpxchg16b, verw, fwait/fnclex/emms, clwb, ldmxcsr/stmxcsr, xgetbv, the xsave/xrstor " +
+        "family and SSE/AVX moves to RAM or MMIO when KVM's emulator gives up; anything else stops the guest";
 }

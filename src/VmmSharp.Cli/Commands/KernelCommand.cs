@@ -29,7 +29,11 @@ internal static class KernelCommand
         LogLevel? LogLevel,
         bool Stats,
         ResetAction OnReset,
-        int MaxReboots);
+        int MaxReboots,
+        bool Rng,
+        IReadOnlyList<DiskOptions> Disks,
+        IReadOnlyList<NetOptions> Networks,
+        ConsoleDevice ConsoleDevice);
 
     public static int Run(Arguments args)
     {
@@ -39,9 +43,8 @@ internal static class KernelCommand
                 .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace) // stdout is the guest's
                 .SetMinimumLevel(level))
             : null;
-        using Stream stdout = Console.OpenStandardOutput();
         // The guest writes into a bounded buffer; only this output's own thread ever waits for stdout.
-        using var output = new ConsoleOutput(stdout);
+        using var output = ConsoleOutput.StandardOutput();
         using TerminalInput input = TerminalInput.StandardInput();
         var options = new MachineOptions(args.Kernel)
         {
@@ -56,6 +59,10 @@ internal static class KernelCommand
             Logger = logging?.CreateLogger("vmm"),
             OnReset = args.OnReset,
             MaxReboots = args.MaxReboots,
+            Rng = args.Rng,
+            Disks = args.Disks,
+            Networks = args.Networks,
+            ConsoleDevice = args.ConsoleDevice,
             // vmm exits right after: KVM's teardown of the VM (15-35 ms here) happens in a helper, off the exit path.
             HandOffTeardown = true,
         };

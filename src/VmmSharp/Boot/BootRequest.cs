@@ -16,4 +16,7 @@ public sealed record BootRequest(ReadOnlyMemory<byte> Kernel, string KernelPath 
 
     /// <summary>The number of vCPUs the MP table describes, 1 to <see cref="Arch.X86.MpTable.MaxCpus"/>.</summary>
     public int CpuCount { get; init; } = 1;
+
+    /// <summary>The virtio-mmio devices the ACPI DSDT describes (the command line is the caller's to extend).</summary>
+    public IReadOnlyList<Arch.X86.MmioDeviceSlot> VirtioMmioDevices { get; init; } = [];
 }

@@ -30,7 +30,7 @@ public static class KernelLoader
         };
         // Every format gets an MP table (how a kernel without ACPI finds the IOAPIC and the other CPUs) and the
         // ACPI tables (how a modern kernel finds them, and how it powers off).
-        ulong rsdp = AcpiTables.Write(memory, request.CpuCount);
+        ulong rsdp = AcpiTables.Write(memory, request.CpuCount, request.VirtioMmioDevices);
         switch (result.Format)
         {
             case KernelFormat.Pvh:

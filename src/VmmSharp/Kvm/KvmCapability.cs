@@ -31,8 +31,14 @@ public enum KvmCapability
     /// <summary>KVM_SET_GUEST_DEBUG (single-step and breakpoints).</summary>
     SetGuestDebug = 23,
 
+    /// <summary>KVM_IRQFD: an eventfd that injects an interrupt on a GSI when signalled.</summary>
+    Irqfd = 32,
+
     /// <summary>The in-kernel PIT, second version.</summary>
     Pit2 = 33,
+
+    /// <summary>KVM_IOEVENTFD: a guest write to an address signals an eventfd instead of exiting.</summary>
+    Ioeventfd = 36,
 
     /// <summary>KVM_SET_IDENTITY_MAP_ADDR.</summary>
     SetIdentityMapAddr = 37,

@@ -22,6 +22,8 @@ internal static class KvmIoctl
     public const uint CreatePit2 = 0x4040ae77;
     public const uint EnableCap = 0x4068aea3;
     public const uint SetMsrFilter = 0x4188aec6;
+    public const uint IrqFd = 0x4020ae76;
+    public const uint IoEventFd = 0x4040ae79;
 
     // vCPU
     public const uint Run = 0xae80;
@@ -69,6 +71,8 @@ internal static class KvmIoctl
         CreatePit2 => "KVM_CREATE_PIT2",
         EnableCap => "KVM_ENABLE_CAP",
         SetMsrFilter => "KVM_X86_SET_MSR_FILTER",
+        IrqFd => "KVM_IRQFD",
+        IoEventFd => "KVM_IOEVENTFD",
         Run => "KVM_RUN",
         GetRegs => "KVM_GET_REGS",
         SetRegs => "KVM_SET_REGS",

@@ -10,7 +10,7 @@ namespace VmmSharp.Kvm;
 /// one thread at a time. After <see cref="Dispose"/> every member throws <see cref="ObjectDisposedException"/>;
 /// a call in progress keeps the descriptor open until it returns.
 /// </remarks>
-public sealed unsafe class KvmVm : IDisposable
+public sealed unsafe partial class KvmVm : IDisposable
 {
     private readonly SafeFileDescriptor _fd;
     private readonly List<(uint First, uint Count)> _trappedMsrs = [];

@@ -10,7 +10,7 @@ namespace VmmSharp.Machine;
 /// </summary>
 /// <example>
 /// <code>
-/// using var output = new ConsoleOutput(Console.OpenStandardOutput());
+/// using var output = ConsoleOutput.StandardOutput();
 /// using var machine = new PcMachine(new MachineOptions("bzImage")
 /// {
 ///     InitrdPath = "initramfs.cpio.gz",
@@ -110,6 +110,56 @@ public sealed record MachineOptions(string KernelPath)
     /// False by default: only for a process that is about to exit.
     /// </summary>
     public bool HandOffTeardown { get; init; }
+
+    /// <summary>Whether the guest gets a virtio-rng entropy device (fed from the host's <c>getrandom</c>).</summary>
+    public bool Rng { get; init; }
+
+    /// <summary>The virtio-blk disks, in order (the guest's /dev/vda, /dev/vdb, …).</summary>
+    public IReadOnlyList<DiskOptions> Disks { get; init; } = [];
+
+    /// <summary>The virtio-net cards, in order (the guest's eth0, eth1, …), each on a host TAP interface.</summary>
+    public IReadOnlyList<NetOptions> Networks { get; init; } = [];
+
+    /// <summary>
+    /// Which device carries the guest's console: COM1 (<see cref="ConsoleDevice.Serial"/>, always present) or a
+    /// virtio-console port (the guest's hvc0; give it <c>console=hvc0</c>) that then gets <see cref="Console"/>'s output and input.
+    /// </summary>
+    public ConsoleDevice ConsoleDevice { get; init; } = ConsoleDevice.Serial;
+
+    /// <summary>
+    /// Whether the virtio-mmio devices are also named on the kernel command line (<c>virtio_mmio.device=</c>), for kernels
+    /// built with <c>CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES</c>; the ACPI DSDT describes them either way.
+    /// </summary>
+    public bool VirtioOnCommandLine { get; init; } = true;
+}
+
+/// <summary>A virtio-blk disk: a raw image file.</summary>
+/// <param name="Path">The image file.</param>
+public sealed record DiskOptions(string Path)
+{
+    /// <summary>Whether the guest may only read it (<c>VIRTIO_BLK_F_RO</c>; the file is opened read-only).</summary>
+    public bool ReadOnly { get; init; }
+
+    /// <summary>The serial number GET_ID answers (at most 20 bytes); null for none.</summary>
+    public string? Serial { get; init; }
+}
+
+/// <summary>A virtio-net card on a host TAP interface.</summary>
+/// <param name="Tap">The TAP interface to attach to (created if it does not exist and the process may).</param>
+public sealed record NetOptions(string Tap)
+{
+    /// <summary>The guest's MAC address (6 bytes); null for 52:54:00:12:34:5N, N the card's index.</summary>
+    public byte[]? Mac { get; init; }
+}
+
+/// <summary>The device that carries the guest's console.</summary>
+public enum ConsoleDevice
+{
+    /// <summary>COM1, the 8250 UART (ttyS0).</summary>
+    Serial,
+
+    /// <summary>A virtio-console port (hvc0).</summary>
+    Virtio,
 }
 
 /// <summary>What a guest's reset request does.</summary>

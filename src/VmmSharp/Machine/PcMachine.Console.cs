@@ -18,7 +18,9 @@ public sealed partial class PcMachine
         {
             lock (_lock)
             {
-                return _closed ? input.Length : machine.Serial.EnqueueInput(input);
+                // The guest's console takes the input: the virtio-console port when there is one, else COM1.
+                return _closed ? input.Length
+                    : machine.VirtioConsole is { } console ? console.EnqueueInput(input) : machine.Serial.EnqueueInput(input);
             }
         }
 

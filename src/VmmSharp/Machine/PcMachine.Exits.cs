@@ -36,11 +36,11 @@ public sealed partial class PcMachine
     private void OnMmio(VcpuState state)
     {
         MmioExit mmio = state.Mmio;
-        if (!mmio.IsWrite)
+        bool handled = mmio.IsWrite ? MmioBus.Write(mmio.Address, mmio.Data) : MmioBus.Read(mmio.Address, mmio.Data);
+        if (!handled)
         {
-            mmio.Data.Fill(0xff);
+            LogUnhandledMmio(_logger, mmio.IsWrite ? "write" : "read", mmio.Length, mmio.Address);
         }
-        LogUnhandledMmio(_logger, mmio.IsWrite ? "write" : "read", mmio.Length, mmio.Address);
     }
 
     private void OnShutdown(VcpuState state)

@@ -139,8 +139,13 @@ public sealed partial class PcMachine : IDisposable
             }
             _vm.CpuCount = options.CpuCount;
 
-            Boot = LoadKernel(memory, kernel, initrd);
             ConsoleOutput output = options.Console?.Output ?? (_ownOutput = new ConsoleOutput(Stream.Null, ConsoleOutput.SpaceThreshold));
+            List<Devices.Virtio.VirtioDevice> virtio = CreateVirtioModels(options, output, _logger);
+            _virtioModels = virtio;
+            MmioDeviceSlot[] slots = VirtioSlots(virtio.Count);
+            CommandLine = options.VirtioOnCommandLine ? WithVirtioCommandLine(options.CommandLine, slots) : options.CommandLine;
+            Boot = LoadKernel(memory, kernel, initrd, slots);
+            AttachVirtio(virtio, slots);
             IoBus = new IoBus(_logger);
             Serial = new Serial8250(output, IrqchipLine.For(_vm.Handle, Com1Irq));
             IoBus.Register(Com1Port, Serial8250.PortCount, Serial);
@@ -155,7 +160,7 @@ public sealed partial class PcMachine : IDisposable
             {
                 CpuCount = (ushort)options.CpuCount,
                 RamSize = options.MemorySize,
-                CommandLine = options.CommandLine.Length == 0 ? null : options.CommandLine,
+                CommandLine = CommandLine.Length == 0 ? null : CommandLine,
                 CommandLineAddress = (uint)Boot.CommandLineAddress,
                 KernelAddress = (uint)Boot.KernelStart,
                 KernelSize = (uint)kernel.Length,
@@ -171,6 +176,7 @@ public sealed partial class PcMachine : IDisposable
         catch
         {
             Serial?.Dispose();
+            DisposeVirtio();
             _ownOutput?.Dispose();
             _vm.Dispose();
             throw;
@@ -188,6 +194,9 @@ public sealed partial class PcMachine : IDisposable
 
     /// <summary>The options the machine was built from.</summary>
     public MachineOptions Options => _options;
+
+    /// <summary>The kernel command line as the guest gets it: the options' plus the virtio-mmio devices.</summary>
+    public string CommandLine { get; } = "";
 
     /// <summary>What the kernel loader did: the format, the entry state, the memory map, where things went.</summary>
     public BootResult Boot { get; }
@@ -218,6 +227,7 @@ public sealed partial class PcMachine : IDisposable
         var clock = Stopwatch.StartNew();
         VcpuRunResult r;
         bool deadlinePassed;
+        _events?.Start();
         try
         {
             r = _vm.Run(_options.Deadline ?? Timeout.InfiniteTimeSpan, VcpuDispatcher.DefaultStackSize, out deadlinePassed);
@@ -225,6 +235,7 @@ public sealed partial class PcMachine : IDisposable
         finally
         {
             clock.Stop();
+            _events?.Stop(TimeSpan.FromSeconds(2));
             // First cut the input off from this machine, then stop it: a reader thread that is slow to end finds
             // the receiver inert and never reaches the machine after Dispose.
             receiver.Close();
@@ -276,6 +287,7 @@ public sealed partial class PcMachine : IDisposable
         _disposed = true;
         // Detach COM1 from the console first: its writer thread must not raise an interrupt on a VM being torn down.
         Serial.Dispose();
+        DisposeVirtio();
         _ownOutput?.Dispose();
         _vm.Dispose();
     }
@@ -334,14 +346,15 @@ public sealed partial class PcMachine : IDisposable
         };
     }
 
-    private BootResult LoadKernel(GuestMemory memory, byte[] kernel, byte[] initrd)
+    private BootResult LoadKernel(GuestMemory memory, byte[] kernel, byte[] initrd, IReadOnlyList<MmioDeviceSlot> virtio)
     {
         var request = new BootRequest(kernel, _options.KernelPath)
         {
             Initrd = initrd,
             InitrdPath = _options.InitrdPath ?? "initrd",
-            CommandLine = _options.CommandLine,
+            CommandLine = CommandLine,
             CpuCount = _options.CpuCount,
+            VirtioMmioDevices = virtio,
         };
         try
         {
@@ -353,7 +366,7 @@ public sealed partial class PcMachine : IDisposable
         }
         catch (ArgumentException e) when (e is not ArgumentOutOfRangeException)
         {
-            throw MachineConfigurationException.FromArgument(nameof(MachineOptions.CommandLine), e, $"kernel command line of {_options.CommandLine.Length} characters: ");
+            throw MachineConfigurationException.FromArgument(nameof(MachineOptions.CommandLine), e, $"kernel command line of {CommandLine.Length} characters: ");
         }
     }
 

@@ -137,4 +137,36 @@ public class AcpiTablesTests
             Assert.Equal(new byte[] { 0x08, (byte)'_', (byte)'S', (byte)'5', (byte)'_', 0x12, 0x07, 0x04, 0x0a, 5, 0, 0, 0 }, aml);
         }
     }
+
+    [Fact]
+    public void TheDsdtDescribesEachVirtioMmioDeviceAsLnro0005WithItsWindowAndEdgeInterrupt()
+    {
+        using var m = GuestMemory.WithRam(2 << 20);
+        ulong rsdp = AcpiTables.Write(m, 1, [Layout.VirtioMmioSlot(0), Layout.VirtioMmioSlot(1)]);
+        byte[] xsdt = Table(m, m.Read<ulong>(rsdp + 24));
+        byte[] fadt = Table(m, BinaryPrimitives.ReadUInt64LittleEndian(xsdt.AsSpan(36)));
+        byte[] dsdt = Table(m, BinaryPrimitives.ReadUInt64LittleEndian(fadt.AsSpan(140)));
+        Assert.Equal(0, Sum(dsdt));
+        byte[] aml = dsdt[(36 + 13)..]; // after _S5
+
+        // Device (V001) { Name (_HID, "LNRO0005") Name (_UID, 1) Name (_CCA, 1)
+        //   Name (_CRS, ResourceTemplate () { Memory32Fixed (ReadWrite, 0xD0001000, 0x1000) Interrupt (Consumer, Edge, ActiveHigh, Exclusive) { 6 } }) }
+        byte[] device1 =
+        [
+            0x5b, 0x82, 0x41, 0x04, (byte)'V', (byte)'0', (byte)'0', (byte)'1',
+            0x08, (byte)'_', (byte)'H', (byte)'I', (byte)'D', 0x0d, .. "LNRO0005"u8, 0x00,
+            0x08, (byte)'_', (byte)'U', (byte)'I', (byte)'D', 0x01,
+            0x08, (byte)'_', (byte)'C', (byte)'C', (byte)'A', 0x01,
+            0x08, (byte)'_', (byte)'C', (byte)'R', (byte)'S', 0x11, 0x1a, 0x0a, 0x17,
+            0x86, 0x09, 0x00, 0x01, 0x00, 0x10, 0x00, 0xd0, 0x00, 0x10, 0x00, 0x00,
+            0x89, 0x06, 0x00, 0x03, 0x01, 0x06, 0x00, 0x00, 0x00,
+            0x79, 0x00,
+        ];
+        Assert.Equal(0x10, aml[0]);                                  // Scope
+        Assert.Equal(aml.Length - 1, (aml[1] & 0xf) | (aml[2] << 4)); // its two-byte PkgLength covers the rest
+        Assert.Equal("\\_SB_"u8.ToArray(), aml[3..8]);
+        Assert.Equal(device1, aml[^device1.Length..]);
+        Assert.Equal(device1.Length - 2, (device1[2] & 0xf) | (device1[3] << 4)); // PkgLength counts itself and what follows
+        Assert.Contains("V000", Encoding.ASCII.GetString(aml), StringComparison.Ordinal);
+    }
 }

@@ -29,7 +29,8 @@ internal sealed class MachineRun
     /// <param name="options">The machine; its serial output and deadline are set here.</param>
     /// <param name="deadline">The run's deadline.</param>
     /// <param name="stopWhen">Ends the run early (status 0, outcome Stopped) once the output so far satisfies it; checked at each line's end.</param>
-    public static MachineRun Start(MachineOptions options, TimeSpan deadline, Func<string, bool>? stopWhen = null)
+    /// <param name="afterRun">Looks at the machine after the run, before it is disposed.</param>
+    public static MachineRun Start(MachineOptions options, TimeSpan deadline, Func<string, bool>? stopWhen = null, Action<PcMachine>? afterRun = null)
     {
         var serial = new WatchedStream();
         using var output = new ConsoleOutput(serial);
@@ -46,6 +47,7 @@ internal sealed class MachineRun
         }
         MachineResult result = machine.Run();
         Assert.True(output.Flush(TimeSpan.FromSeconds(10)), "the guest's output did not drain");
+        afterRun?.Invoke(machine);
         string text = serial.Text;
         TestContext.Current.SendDiagnosticMessage(
             $"{Path.GetFileName(options.KernelPath)}: {result.Outcome}, status {result.ExitStatus}, {result.Elapsed.TotalMilliseconds:0} ms, " +

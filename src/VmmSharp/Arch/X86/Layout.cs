@@ -124,6 +124,34 @@ public static class Layout
     public const uint LocalApicAddress = 0xFEE0_0000;
 
     /// <summary>
+    /// The first virtio-mmio register window: in the 32-bit MMIO hole, far below the IOAPIC (0xFEC00000), the LAPIC
+    /// (0xFEE00000) and the TSS pages below 4 GiB; windows follow each other every <see cref="VirtioMmioStride"/> bytes.
+    /// </summary>
+    public const ulong VirtioMmioBase = 0xD000_0000;
+
+    /// <summary>The distance between virtio-mmio windows: one 4 KiB window each.</summary>
+    public const ulong VirtioMmioStride = 0x1000;
+
+    /// <summary>
+    /// The GSIs virtio-mmio devices get, in order: ISA IRQs no legacy device here uses (COM1 4, i8042 1 and 12, PIT 0,
+    /// RTC 8, SCI 9 are taken), so the MP table's and MADT's identity ISA mapping routes each to the IOAPIC pin of
+    /// the same number, edge-triggered and active-high, and a kernel given only <c>virtio_mmio.device=</c> finds it too.
+    /// </summary>
+    public static ReadOnlySpan<byte> VirtioMmioGsis => [5, 6, 7, 10, 11, 14, 15, 3];
+
+    /// <summary>How many virtio-mmio devices the layout has room for.</summary>
+    public static int VirtioMmioMaxDevices => VirtioMmioGsis.Length;
+
+    /// <summary>The register window and GSI of virtio-mmio device <paramref name="index"/>.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The layout has no slot <paramref name="index"/>.</exception>
+    public static MmioDeviceSlot VirtioMmioSlot(int index)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(index);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, VirtioMmioMaxDevices);
+        return new MmioDeviceSlot(VirtioMmioBase + ((ulong)index * VirtioMmioStride), VirtioMmioStride, VirtioMmioGsis[index]);
+    }
+
+    /// <summary>
     /// The IOAPIC pin ISA IRQ 0 (the PIT) arrives on: pin 2, the wiring PC firmware describes with an interrupt
     /// source override and that a KVM machine gets when its GSI routing sends GSI 0 to IOAPIC pin 2 (as QEMU's does).
     /// </summary>

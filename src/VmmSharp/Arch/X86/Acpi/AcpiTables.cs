@@ -7,7 +7,9 @@ namespace VmmSharp.Arch.X86.Acpi;
 /// <summary>
 /// The ACPI tables of the PC machine: RSDP, XSDT, a hardware-reduced FADT (sleep control register for power-off,
 /// the i8042 as reset register), a MADT with the CPUs, the IOAPIC and IRQ 0's override, and a DSDT whose only
-/// object is <c>\_S5</c>. Modern kernels find the CPUs and power off through them; the MP table stays for the rest.
+/// objects are <c>\_S5</c> and a <c>LNRO0005</c> device for each virtio-mmio window (how a kernel whose virtio_mmio
+/// driver has no command-line devices, such as Debian's, finds them). Modern kernels find the CPUs and power off
+/// through them; the MP table stays for the rest.
 /// </summary>
 public static class AcpiTables
 {
@@ -21,8 +23,11 @@ public static class AcpiTables
     public const byte S5SleepType = 5;
 
     /// <summary>Writes the tables at <see cref="Layout.AcpiTables"/> and returns the RSDP's address.</summary>
+    /// <param name="memory">Guest memory.</param>
+    /// <param name="cpuCount">The number of CPUs the MADT lists.</param>
+    /// <param name="virtioMmio">The virtio-mmio devices the DSDT describes; none if null.</param>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="cpuCount"/> is not 1 to 254.</exception>
-    public static ulong Write(GuestMemory memory, int cpuCount)
+    public static ulong Write(GuestMemory memory, int cpuCount, IReadOnlyList<MmioDeviceSlot>? virtioMmio = null)
     {
         ArgumentNullException.ThrowIfNull(memory);
         ArgumentOutOfRangeException.ThrowIfLessThan(cpuCount, 1);
@@ -30,7 +35,7 @@ public static class AcpiTables
 
         ulong rsdp = Layout.AcpiTables;
         ulong xsdtAddress = Align(rsdp + RsdpSize);
-        byte[] dsdt = Dsdt();
+        byte[] dsdt = Dsdt(virtioMmio ?? []);
         ulong dsdtAddress = xsdtAddress + 0x40;
         ulong fadtAddress = Align(dsdtAddress + (ulong)dsdt.Length);
         byte[] fadt = Fadt(dsdtAddress);
@@ -96,10 +101,37 @@ public static class AcpiTables
         return madt.ToArray();
     }
 
-    private static byte[] Dsdt()
+    private static byte[] Dsdt(IReadOnlyList<MmioDeviceSlot> virtioMmio)
     {
         // Name (_S5, Package (4) { 5, 0, 0, 0 }): the sleep type for soft-off.
         ReadOnlySpan<byte> aml = [0x08, (byte)'_', (byte)'S', (byte)'5', (byte)'_', 0x12, 0x07, 0x04, 0x0a, S5SleepType, 0x00, 0x00, 0x00];
-        return new AcpiTable("DSDT", 2).Bytes(aml).ToArray();
+        var table = new AcpiTable("DSDT", 2).Bytes(aml);
+        if (virtioMmio.Count > 0)
+        {
+            var devices = new List<byte>();
+            for (int i = 0; i < virtioMmio.Count; i++)
+            {
+                devices.AddRange(VirtioMmioDevice(i, virtioMmio[i]));
+            }
+            table.Bytes(Aml.ScopeSystemBus([.. devices]));
+        }
+        return table.ToArray();
+    }
+
+    /// <summary>
+    /// <c>Device (Vnnn) { _HID "LNRO0005", _UID n, _CCA 1, _CRS { Memory32Fixed, Interrupt (Edge, ActiveHigh) } }</c>:
+    /// what Linux's virtio_mmio driver matches through ACPI; it maps the window and requests the interrupt as given.
+    /// </summary>
+    private static byte[] VirtioMmioDevice(int index, MmioDeviceSlot slot)
+    {
+        byte[] resources = [.. Aml.Memory32Fixed((uint)slot.Address, (uint)slot.Size), .. Aml.EdgeInterrupt(slot.Gsi)];
+        byte[] body =
+        [
+            .. Aml.NameString("_HID", "LNRO0005"),
+            .. Aml.NameInteger("_UID", (uint)index),
+            .. Aml.NameInteger("_CCA", 1),
+            .. Aml.NameResources("_CRS", resources),
+        ];
+        return Aml.Device($"V{index:D3}", body);
     }
 }

@@ -17,9 +17,8 @@ internal static class DemoCommand
         using var vm = VirtualMachine.Create(GuestMemory.WithRam(2 << 20));
         TinyGuest guest = DemoGuest.Load(vm.Memory);
         VcpuDispatcher vcpu = vm.AddVcpu();
-        using Stream stdout = Console.OpenStandardOutput();
         // The handler only queues the picture; the output's thread writes it, so a stalled stdout never holds the vCPU.
-        using var output = new ConsoleOutput(stdout);
+        using var output = ConsoleOutput.StandardOutput();
         vcpu.Register(VcpuEvent.Startup, TinyGuest.StartupMtd, s => guest.SetStartupState(s));
         vcpu.Register(VcpuEvent.Io, Mtd.Qual, s =>
         {

@@ -90,6 +90,8 @@ internal static class InfoCommand
             _ => e.Edx,
         }) != 0);
 
-    /// <summary>What the emulation fallback finishes when KVM's emulator gives up; the fallback lists its instructions here.</summary>
-    private static string FallbackCoverage() => "none in this build: an instruction KVM's emulator lacks stops the guest";
+    /// <summary>What the emulation fallback (on in vmm run) finishes when KVM's emulator gives up.</summary>
+    private static string FallbackCoverage() =>
+        "vmm run finishes int3/int n, cmpxchg16b, verw, fwait/fnclex/emms, clwb, ldmxcsr/stmxcsr, xgetbv, the xsave/xrstor " +
+        "family and SSE/AVX moves to RAM or MMIO when KVM's emulator gives up; anything else stops the guest";
 }

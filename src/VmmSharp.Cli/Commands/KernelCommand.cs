@@ -43,9 +43,8 @@ internal static class KernelCommand
                 .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace) // stdout is the guest's
                 .SetMinimumLevel(level))
             : null;
-        using Stream stdout = Console.OpenStandardOutput();
         // The guest writes into a bounded buffer; only this output's own thread ever waits for stdout.
-        using var output = new ConsoleOutput(stdout);
+        using var output = ConsoleOutput.StandardOutput();
         using TerminalInput input = TerminalInput.StandardInput();
         var options = new MachineOptions(args.Kernel)
         {

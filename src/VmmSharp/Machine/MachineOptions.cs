@@ -10,7 +10,7 @@ namespace VmmSharp.Machine;
 /// </summary>
 /// <example>
 /// <code>
-/// using var output = new ConsoleOutput(Console.OpenStandardOutput());
+/// using var output = ConsoleOutput.StandardOutput();
 /// using var machine = new PcMachine(new MachineOptions("bzImage")
 /// {
 ///     InitrdPath = "initramfs.cpio.gz",

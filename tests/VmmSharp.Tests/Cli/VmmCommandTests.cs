@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Globalization;
+using System.Text.RegularExpressions;
 using VmmSharp.Tests.Guests;
 using VmmSharp.Tests.Machine;
 using VmmSharp.Tests.Support;
@@ -173,20 +175,71 @@ public class VmmCommandTests
     {
         KvmRequirement.Ensure();
         string path = GuestImages.Write(ConsoleTests.SpamKernel(), "spam-cli");
+        using var pipe = new StalledPipe();
         try
         {
-            using Process process = Process.Start(VmmStart(["run", "--kernel", path, "--timeout", "1"]))!;
+            // stdout is a pipe that fills after 4 KiB and is never read; the guest prints far more than that.
+            var start = new ProcessStartInfo("/bin/sh") { RedirectStandardInput = true, RedirectStandardError = true };
+            start.ArgumentList.Add("-c");
+            start.ArgumentList.Add("exec dotnet \"$0\" run --kernel \"$1\" --timeout 1 > \"$2\"");
+            start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "vmm.dll"));
+            start.ArgumentList.Add(path);
+            start.ArgumentList.Add(pipe.Path);
+            var clock = Stopwatch.StartNew();
+            using Process process = Process.Start(start)!;
             process.StandardInput.Close();
             Task<string> stderr = process.StandardError.ReadToEndAsync();
-            // stdout is never read: the pipe fills up and stays full, as behind a stalled reader.
+            bool ended = process.WaitForExit(TimeSpan.FromSeconds(30));
+            if (!ended)
+            {
+                process.Kill(entireProcessTree: true);
+            }
+            Assert.True(ended, "vmm with a stalled stdout did not end within 30 s of a 1 s timeout");
+            Assert.Equal(124, process.ExitCode);
+            string[] lines = stderr.Result.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Contains("did not finish within its deadline of 1 s", lines[0], StringComparison.Ordinal);
+            Assert.Contains("did not reach standard output", Assert.Single(lines[1..]), StringComparison.Ordinal);
+            TestContext.Current.SendDiagnosticMessage($"vmm with a stalled stdout and --timeout 1 ended after {clock.Elapsed.TotalSeconds:0.0} s");
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public void CtrlAXOnTheTerminalEndsARunWhoseStdoutIsStalled()
+    {
+        KvmRequirement.Ensure();
+        string path = GuestImages.Write(ConsoleTests.SpamKernel(), "spam-ctrl-a-x");
+        using var pipe = new StalledPipe();
+        using var pty = Terminal.Pty.Open();
+        try
+        {
+            var start = new ProcessStartInfo("/bin/sh") { RedirectStandardError = true };
+            start.ArgumentList.Add("-c");
+            start.ArgumentList.Add("exec dotnet \"$0\" run --kernel \"$1\" --timeout 60 < \"$2\" > \"$3\"");
+            start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "vmm.dll"));
+            start.ArgumentList.Add(path);
+            start.ArgumentList.Add(pty.Path);
+            start.ArgumentList.Add(pipe.Path);
+            using Process process = Process.Start(start)!;
+            Task<string> stderr = process.StandardError.ReadToEndAsync();
+            // The guest runs and stdout is stalled; the terminal is in raw mode, so the escape reaches vmm as typed.
+            Assert.True(SpinWait.SpinUntil(() => pipe.Queued >= 2048 || process.HasExited, TimeSpan.FromSeconds(30)), "the guest's output never reached stdout");
+            Thread.Sleep(500); // the guest fills the pipe and goes on into vmm's buffer
+            Assert.Equal(0u, pty.LocalFlags() & 0x2);
+            pty.Type(0x01, (byte)'x');
             bool ended = process.WaitForExit(TimeSpan.FromSeconds(20));
             if (!ended)
             {
                 process.Kill(entireProcessTree: true);
             }
-            Assert.True(ended, "vmm with a stalled stdout did not end within 20 s of a 1 s timeout");
-            Assert.Equal(124, process.ExitCode);
-            Assert.Contains("did not finish within its deadline", stderr.Result, StringComparison.Ordinal);
+            Assert.True(ended, "Ctrl-A x did not end a run whose stdout was stalled");
+            Assert.True(process.ExitCode == 0, stderr.Result);
+            Assert.NotEqual(0u, pty.LocalFlags() & 0x2); // the terminal is back in canonical mode
+            // The pipe really was stalled: the guest's last output could not be written.
+            Assert.Contains("did not reach standard output", stderr.Result, StringComparison.Ordinal);
         }
         finally
         {
@@ -225,6 +278,19 @@ public class VmmCommandTests
         Assert.NotEqual(0, o.Status);
         Assert.Contains(expected, Assert.Single(o.StderrLines), StringComparison.Ordinal);
         Assert.Equal("", o.Stdout); // no guest ran
+    }
+
+    [Fact]
+    public void StartupBenchReportsTheTimeToProcessExitAfterTheMarker()
+    {
+        KvmRequirement.Ensure();
+        string vmm = Path.Combine(AppContext.BaseDirectory, "vmm"); // the apphost: the bench spawns it as a command
+        Outcome o = Vmm("", "bench", "startup", "--runs", "2", "--guest", TestGuests.MarkerKernel, "--vmm", vmm);
+        Assert.True(o.Status == 0, o.Stderr);
+        MatchCollection runs = Regex.Matches(o.Stdout, @"vmm  marker +([0-9.]+) ms  exit +([0-9.]+) ms");
+        Assert.Equal(2, runs.Count);
+        Assert.All(runs, r => Assert.True(double.Parse(r.Groups[2].Value, CultureInfo.InvariantCulture) >= double.Parse(r.Groups[1].Value, CultureInfo.InvariantCulture), r.Value));
+        Assert.Matches(@"\nexit: vmm [0-9.]+ ms\n", o.Stdout);
     }
 
     [Theory]

@@ -1,3 +1,5 @@
+using Microsoft.Win32.SafeHandles;
+
 namespace VmmSharp.Devices.Consoles;
 
 /// <summary>
@@ -12,7 +14,7 @@ namespace VmmSharp.Devices.Consoles;
 /// <see cref="DroppedBytes"/>. Memory never grows past
 /// <see cref="Capacity"/>.</para>
 /// <para>The output outlives machines (one serves every boot of a rebooting guest) and is shared by the console
-/// devices that write to it. It does not dispose the sink.</para>
+/// devices that write to it. It does not dispose a sink it was given.</para>
 /// <para>Threading: <see cref="Write"/>, <see cref="FreeSpace"/> and the counters may be called from any thread
 /// (typically vCPU threads); <see cref="Flush"/> and <see cref="Dispose"/> from any thread but the writer's.</para>
 /// </remarks>
@@ -32,6 +34,7 @@ public sealed class ConsoleOutput : IDisposable
 
     private readonly Lock _lock = new();
     private readonly Stream _sink;
+    private readonly bool _ownsSink;
     private readonly byte[] _ring;
     private readonly ManualResetEventSlim _dataReady = new(false);
     private readonly ManualResetEventSlim _empty = new(true);
@@ -49,14 +52,43 @@ public sealed class ConsoleOutput : IDisposable
     /// <param name="capacity">The buffer size in bytes: <see cref="SpaceThreshold"/> to 64 MiB.</param>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="capacity"/> is out of range.</exception>
     public ConsoleOutput(Stream sink, int capacity = DefaultCapacity)
+        : this(sink, capacity, ownsSink: false)
+    {
+    }
+
+    private ConsoleOutput(Stream sink, int capacity, bool ownsSink)
     {
         ArgumentNullException.ThrowIfNull(sink);
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, SpaceThreshold);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(capacity, 64 << 20);
         _sink = sink;
+        _ownsSink = ownsSink;
         _ring = new byte[capacity];
         _writer = new Thread(WriteLoop) { IsBackground = true, Name = "console output" };
         _writer.Start();
+    }
+
+    /// <summary>
+    /// An output to the process's standard output (file descriptor 1), for a VMM whose stdout is the guest's console.
+    /// </summary>
+    /// <remarks>
+    /// It writes fd 1 through a plain <see cref="FileStream"/>, not <see cref="Console.OpenStandardOutput()"/>: .NET's
+    /// console streams share one lock, so a write blocked on a stalled stdout would also block every
+    /// <see cref="Console.Error"/> write of the process. Where fd 1 is closed, output is discarded.
+    /// </remarks>
+    /// <param name="capacity">The buffer size in bytes.</param>
+    public static ConsoleOutput StandardOutput(int capacity = DefaultCapacity)
+    {
+        Stream sink;
+        try
+        {
+            sink = new FileStream(new SafeFileHandle(1, ownsHandle: false), FileAccess.Write, bufferSize: 0);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            sink = Stream.Null;
+        }
+        return new ConsoleOutput(sink, capacity, ownsSink: true);
     }
 
     /// <summary>
@@ -162,6 +194,10 @@ public sealed class ConsoleOutput : IDisposable
             // Only once the writer is gone: a writer still blocked in the sink will touch these again.
             _dataReady.Dispose();
             _empty.Dispose();
+            if (_ownsSink)
+            {
+                _sink.Dispose();
+            }
         }
     }
 

@@ -8,11 +8,15 @@ internal sealed unsafe partial class Pty : IDisposable
 {
     private const int O_RDWR = 0x2, O_NOCTTY = 0x100;
 
-    private Pty(SafeFileHandle master, SafeFileHandle terminal)
+    private Pty(SafeFileHandle master, SafeFileHandle terminal, string path)
     {
         Master = master;
         Terminal = terminal;
+        Path = path;
     }
+
+    /// <summary>The terminal's device path, /dev/pts/N.</summary>
+    public string Path { get; }
 
     /// <summary>The side the user types into.</summary>
     public SafeFileHandle Master { get; }
@@ -34,7 +38,7 @@ internal sealed unsafe partial class Pty : IDisposable
         }
         string path = Marshal.PtrToStringUTF8((nint)name)!;
         SafeFileHandle terminal = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite);
-        return new Pty(master, terminal);
+        return new Pty(master, terminal, path);
     }
 
     /// <summary>Types <paramref name="bytes"/> on the terminal.</summary>

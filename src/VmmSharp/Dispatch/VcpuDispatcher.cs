@@ -176,10 +176,9 @@ public sealed unsafe class VcpuDispatcher
     {
         Volatile.Write(ref _recallPending, 1);
         Interlocked.MemoryBarrier();
-        if (!_vcpu.RequestImmediateExit()) // covers the window just before KVM_RUN
-        {
-            return; // disposed: no thread runs it any more
-        }
+        // Covers the window just before KVM_RUN; does nothing once the vCPU is disposed (its loop, if any, is then
+        // ending: the signal and the pulse below still wake it).
+        _ = _vcpu.RequestImmediateExit();
         lock (_kickLock)
         {
             if (_threadAlive)
@@ -275,6 +274,10 @@ public sealed unsafe class VcpuDispatcher
         }
         while (true)
         {
+            if (_stopRequested)
+            {
+                return Cancelled(); // asked while a handler ran or the vCPU was blocked: do not enter the guest again
+            }
             bool halted = false;
             int errno = _vcpu.EnterGuest();
             _state.OnExit();
@@ -341,7 +344,7 @@ public sealed unsafe class VcpuDispatcher
             }
             if (_stopRequested)
             {
-                return new VcpuRunResult(VcpuRunOutcome.Cancelled, 0, $"vCPU {_vcpu.Id} was stopped on request");
+                return Cancelled();
             }
             if (Deliver(ev) is { } result)
             {
@@ -399,6 +402,8 @@ public sealed unsafe class VcpuDispatcher
                 : $"vCPU {_vcpu.Id}: completing the instruction failed: {Libc.ErrorText(errno)} (errno {errno})");
         }
     }
+
+    private VcpuRunResult Cancelled() => new(VcpuRunOutcome.Cancelled, 0, $"vCPU {_vcpu.Id} was stopped on request");
 
     /// <summary>After KVM_RUN was interrupted: consumes the kick; true if a recall is to be delivered.</summary>
     private bool Interrupted()

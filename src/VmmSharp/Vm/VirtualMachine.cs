@@ -293,6 +293,9 @@ public sealed class VirtualMachine : IDisposable
         }
     }
 
+    /// <summary>How long stopping waits for the vCPUs (a handler may be stuck in a device); tests shorten it.</summary>
+    internal TimeSpan StopTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
     private void StopAll()
     {
         foreach (VcpuDispatcher v in _vcpus)
@@ -300,6 +303,6 @@ public sealed class VirtualMachine : IDisposable
             v.RequestStop();
         }
         // A started vCPU leaves KVM_RUN at once when kicked; bound the wait all the same.
-        Task.WaitAll([.. _vcpus.Where(v => v.IsStarted).Select(v => v.Completion)], TimeSpan.FromSeconds(10));
+        Task.WaitAll([.. _vcpus.Where(v => v.IsStarted).Select(v => v.Completion)], StopTimeout);
     }
 }

@@ -59,6 +59,26 @@ public class UseAfterDisposeTests
     }
 
     [Fact]
+    public void AVcpuBlockedWhenItsVcpuIsDisposedStillEndsOnStop()
+    {
+        using var run = GuestRun.Create(GuestMode.User64, a => a.ExitWith(0));
+        using var blocked = new ManualResetEventSlim();
+        Assert.True(run.Vcpu.Register(VcpuEvent.Io, Mtd.Qual, s =>
+        {
+            s.Block();
+            blocked.Set();
+        }));
+        Task<VcpuRunResult> done = run.Vcpu.Start();
+        Assert.True(blocked.Wait(GuestRun.DefaultDeadline));
+
+        run.Vcpu.Vcpu.Dispose(); // the loop keeps kvm_run mapped until it ends
+        run.Vcpu.RequestStop();
+
+        Assert.True(done.Wait(GuestRun.DefaultDeadline));
+        Assert.Equal(VcpuRunOutcome.Cancelled, done.Result.Outcome);
+    }
+
+    [Fact]
     public void RecallRacingDisposeNeverTouchesFreedMemory()
     {
         // Another thread recalls (as a terminal reader thread would) while the VM is being disposed.

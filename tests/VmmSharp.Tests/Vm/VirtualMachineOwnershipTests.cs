@@ -1,3 +1,5 @@
+using VmmSharp.Dispatch;
+using VmmSharp.Guests;
 using VmmSharp.Kvm;
 using VmmSharp.Memory;
 using VmmSharp.Tests.Support;
@@ -44,5 +46,40 @@ public class VirtualMachineOwnershipTests
         vm.Dispose();
 
         Assert.Throws<ObjectDisposedException>(() => memory.Read<byte>(0));
+    }
+
+    [Fact]
+    public void AVcpuStillInAHandlerAtDisposeKeepsTheMemoryMappedUntilItsRunEnds()
+    {
+        using var release = new ManualResetEventSlim();
+        using var entered = new ManualResetEventSlim();
+        var run = GuestRun.Create(GuestMode.User64, a => a.ExitWith(0));
+        Assert.True(run.Vcpu.Register(VcpuEvent.Io, Mtd.Qual, s =>
+        {
+            entered.Set();
+            release.Wait(); // a device stuck on the host: no stop request reaches it
+            s.Stop(0, "released");
+        }));
+        run.Vm.StopTimeout = TimeSpan.FromMilliseconds(100);
+        Task<VcpuRunResult> done = run.Vcpu.Start();
+        Assert.True(entered.Wait(GuestRun.DefaultDeadline));
+
+        run.Dispose();
+
+        _ = run.Vm.Memory.Read<byte>(0); // still mapped: the vCPU may touch it
+        release.Set();
+        Assert.True(done.Wait(GuestRun.DefaultDeadline));
+        Assert.True(SpinWait.SpinUntil(() =>
+        {
+            try
+            {
+                run.Vm.Memory.Read<byte>(0);
+                return false;
+            }
+            catch (ObjectDisposedException)
+            {
+                return true;
+            }
+        }, GuestRun.DefaultDeadline), "the memory was not unmapped after the last vCPU's run ended");
     }
 }

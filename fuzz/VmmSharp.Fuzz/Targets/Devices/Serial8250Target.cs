@@ -17,7 +17,7 @@ internal sealed class Serial8250Target : IFuzzTarget
     public void Run(ReadOnlySpan<byte> input)
     {
         using var output = new ConsoleOutput(Stream.Null);
-        var serial = new Serial8250(output, new RecordingIrqLine());
+        using var serial = new Serial8250(output, new RecordingIrqLine());
         Span<byte> bytes = stackalloc byte[4];
         foreach (PortOp op in PortProgram.Decode(input))
         {

@@ -53,7 +53,7 @@ fi
 # and this says why, where afl-fuzz would only refuse to start.
 for t in "${targets[@]}"; do
     [ -d "fuzz/corpus/$t" ] || { say "no seed corpus fuzz/corpus/$t/ (write it with: dotnet run --project fuzz/VmmSharp.Fuzz -- seeds fuzz/corpus)"; exit 1; }
-    harness "$t" "fuzz/corpus/$t" 2>/dev/null || { say "$t: the corpus fails without AFL; rerun: dotnet run -c Release --project fuzz/VmmSharp.Fuzz -- $t fuzz/corpus/$t"; exit 1; }
+    harness "$t" "fuzz/corpus/$t" 2>/dev/null || { say "$t: the corpus fails without AFL (a crash, a hang or a refused seed); see: dotnet run -c Release --project fuzz/VmmSharp.Fuzz -- $t fuzz/corpus/$t"; exit 1; }
 done
 
 say "instrumenting VmmSharp.dll"

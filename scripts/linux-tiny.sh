@@ -2,8 +2,10 @@
 # Builds VmmSharp's small Linux test kernel from Debian's linux-source-6.1 package:
 #   <out>/vmlinux            tinyconfig + scripts/linux-tiny/tiny.config (ELF with the PVH note: `vmm run --kernel`)
 #   <out>/vmlinux-acpi       the same + scripts/linux-tiny/acpi.config (devices found through the DSDT)
-#   <out>/bzImage, <out>/bzImage-acpi, <out>/config, <out>/config-acpi
-#   <out>/initramfs.cpio.gz  busybox-static + an /init that prints VMMSHARP-INIT-OK and powers off
+#   <out>/bzImage, <out>/bzImage-acpi, <out>/config, <out>/config-acpi (the final .config of each)
+#   <out>/initramfs.cpio     /init (scripts/linux-tiny/init.c, a few hundred bytes of code) that prints
+#                            VMMSHARP-INIT-OK and powers off; small and uncompressed because where CPL0 code is emulated,
+#                            unpacking a 2 MB busybox costs minutes
 # Usage: scripts/linux-tiny.sh [out-dir]   (default: artifacts/linux-tiny)
 # Each build is cached in <out>/<key>/, key = sha256 of the fragments, the source package's version, the compiler's
 # and RECIPE (bump it when the way a kernel is built here changes); a build whose key is there is not run again. Needs root for apt-get when packages are missing.
@@ -54,9 +56,6 @@ ensure_pkg libelf-dev
 ensure_pkg libssl-dev
 ensure_pkg xz-utils xz
 ensure_pkg perl perl
-ensure_pkg cpio cpio
-ensure_pkg gzip gzip
-ensure_pkg busybox-static
 
 VERSION="$(dpkg-query -W -f='${Version}' "$SOURCE_PACKAGE" 2>/dev/null || true)"
 [[ -n "$VERSION" ]] || die "cannot tell the version of $SOURCE_PACKAGE (dpkg-query); is it installed through apt?"
@@ -155,32 +154,20 @@ acpi_dir="$(build acpi "$FRAGMENTS/tiny.config" "$FRAGMENTS/acpi.config")"
 publish "$tiny_dir" ""
 publish "$acpi_dir" "-acpi"
 
-# --- initramfs: busybox-static and an /init that says it ran and powers off (as scripts/linux-guest.sh's) ----
-BUSYBOX=/bin/busybox
-[[ -x "$BUSYBOX" ]] || die "$BUSYBOX missing although busybox-static is installed"
-if LC_ALL=C readelf -lW "$BUSYBOX" 2>/dev/null | grep -q INTERP; then
-    die "$BUSYBOX is not a static executable (is busybox-static installed, not busybox?)"
-fi
+# --- initramfs: /init from scripts/linux-tiny/init.c and /dev/console, packed by the kernel's own gen_init_cpio ------
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
-ROOT="$WORK/root"
-mkdir -p "$ROOT"/{bin,dev,proc,sys}
-cp "$BUSYBOX" "$ROOT/bin/busybox"
-for applet in sh mount echo poweroff; do ln -s busybox "$ROOT/bin/$applet"; done
-if [[ "$(id -u)" == 0 ]]; then
-    mknod -m 600 "$ROOT/dev/console" c 5 1
-    mknod -m 666 "$ROOT/dev/null" c 1 3
-fi
-cat > "$ROOT/init" <<INIT
-#!/bin/busybox sh
-/bin/busybox mount -t proc proc /proc
-/bin/busybox mount -t sysfs sysfs /sys
-echo "$MARKER"
-/bin/busybox poweroff -f
-INIT
-chmod 755 "$ROOT/init"
-find "$ROOT" -exec touch -h -d @0 {} +
-(cd "$ROOT" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --reproducible --quiet) \
-    | gzip -n -9 > "$OUT/.initramfs.cpio.gz.tmp"
-mv -f "$OUT/.initramfs.cpio.gz.tmp" "$OUT/initramfs.cpio.gz"
-say "done: $OUT/{vmlinux,vmlinux-acpi,bzImage,bzImage-acpi,initramfs.cpio.gz}"
+gcc -static -nostdlib -Os -fno-pie -no-pie -fno-stack-protector -fno-asynchronous-unwind-tables -Wl,--build-id=none \
+    -o "$WORK/init" "$FRAGMENTS/init.c" || die "building /init from $FRAGMENTS/init.c failed"
+gcc -O2 -o "$WORK/gen_init_cpio" "$SRC/usr/gen_init_cpio.c" || die "building the kernel's usr/gen_init_cpio failed"
+cat > "$WORK/list" <<LIST
+dir /dev 0755 0 0
+nod /dev/console 0600 0 0 c 5 1
+dir /proc 0755 0 0
+dir /sys 0755 0 0
+file /init $WORK/init 0755 0 0
+LIST
+"$WORK/gen_init_cpio" -t 0 "$WORK/list" > "$OUT/.initramfs.cpio.tmp" || die "gen_init_cpio failed"
+mv -f "$OUT/.initramfs.cpio.tmp" "$OUT/initramfs.cpio"
+say "initramfs.cpio: $(stat -c %s "$OUT/initramfs.cpio") bytes (/init prints $MARKER, then powers off)"
+say "done: $OUT/{vmlinux,vmlinux-acpi,bzImage,bzImage-acpi,config,config-acpi,initramfs.cpio}"

@@ -8,8 +8,14 @@ internal static class Rejection
 {
     public static bool Verbose { get; set; }
 
+    /// <summary>How many inputs were refused since the last <see cref="Reset"/>.</summary>
+    public static int Count { get; private set; }
+
+    public static void Reset() => Count = 0;
+
     public static void Note(Exception e)
     {
+        Count++;
         if (Verbose)
         {
             Console.Error.WriteLine($"  refused ({e.GetType().Name}): {e.Message}");

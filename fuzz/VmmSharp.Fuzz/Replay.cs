@@ -6,7 +6,13 @@ internal static class Replay
     /// <summary>How long one input may run before it counts as a hang (afl-fuzz's limit in scripts/fuzz.sh is shorter).</summary>
     private static readonly TimeSpan HangTimeout = TimeSpan.FromSeconds(10);
 
-    /// <returns>0 when every input ran cleanly, 1 on a crash, 2 on a hang (reported at once; the run stops there).</returns>
+    /// <summary>Inputs of past findings are named so; every other file in a corpus is a seed, which must be accepted.</summary>
+    private const string FindingPrefix = "found-";
+
+    /// <returns>
+    /// 0 when every input ran cleanly, 1 on a crash, 2 on a hang (reported at once; the run stops there), 3 when a seed
+    /// was refused (a seed the code under test no longer accepts teaches the fuzzer nothing past the refusal).
+    /// </returns>
     public static int Files(IFuzzTarget target, IEnumerable<string> paths)
     {
         int status = 0;
@@ -15,6 +21,7 @@ internal static class Replay
         foreach (string path in paths.SelectMany(Expand))
         {
             byte[] input = File.ReadAllBytes(path);
+            Rejection.Reset();
             Console.Error.WriteLine(path);
             count++;
             Exception? failure = null;
@@ -41,8 +48,13 @@ internal static class Replay
                 Console.Error.WriteLine($"{path}: crash: {failure}");
                 status = 1;
             }
+            else if (Rejection.Count > 0 && !Path.GetFileName(path).StartsWith(FindingPrefix, StringComparison.Ordinal))
+            {
+                Console.Error.WriteLine($"{path}: seed refused (see above): fix it in {target.GetType().Name}.Seeds() and write the corpus again");
+                status = status == 0 ? 3 : status;
+            }
         }
-        Console.WriteLine($"{target.Name}: {count} input(s) replayed, {(status == 0 ? "no crash" : "crashes above")}");
+        Console.WriteLine($"{target.Name}: {count} input(s) replayed, {status switch { 0 => "no crash", 3 => "a seed refused", _ => "crashes above" }}");
         return status;
     }
 

@@ -4,7 +4,7 @@ using Iced.Intel;
 namespace VmmSharp.Emulation;
 
 /// <summary>
-/// <c>ldmxcsr m32</c> and <c>stmxcsr m32</c> (and their VEX forms) on the MXCSR of KVM_GET_FPU/KVM_SET_FPU; #GP(0) for a
+/// <c>ldmxcsr m32</c> and <c>stmxcsr m32</c> (and their VEX forms) on the MXCSR of the XSAVE state (KVM_GET_XSAVE/KVM_SET_XSAVE: this host's KVM_GET_FPU/KVM_SET_FPU drop MXCSR, measured); #GP(0) for a
 /// value with reserved bits set (those outside the CPU's MXCSR_MASK), #UD without CR4.OSFXSR or with CR0.EM, #NM with CR0.TS.
 /// </summary>
 internal static class MxcsrAccess
@@ -29,12 +29,14 @@ internal static class MxcsrAccess
                 context.Raise(EmulationContext.GP, 0);
                 return;
             }
-            context.Fpu().Mxcsr = mxcsr;
-            context.FpuChanged();
+            Span<byte> state = context.Xsave();
+            BinaryPrimitives.WriteUInt32LittleEndian(state[24..], mxcsr);
+            state[XsaveLayout.Header] |= 2; // KVM_SET_XSAVE loads MXCSR with the SSE component
+            context.XsaveChanged();
         }
         else
         {
-            BinaryPrimitives.WriteUInt32LittleEndian(value, context.Fpu().Mxcsr);
+            context.Xsave()[24..28].CopyTo(value);
             if (!context.TryWrite(linear, value, context.DataAccess(write: true)))
             {
                 return;

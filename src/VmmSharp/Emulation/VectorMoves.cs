@@ -1,14 +1,11 @@
-using System.Runtime.InteropServices;
 using Iced.Intel;
-using VmmSharp.Kvm;
 
 namespace VmmSharp.Emulation;
 
 /// <summary>
 /// SSE and AVX moves between a vector register and memory that KVM's emulator cannot run, such as a <c>movq</c> or a
 /// VEX <c>vmovdqu</c> to an MMIO address: the memory side goes through the fallback's page walk to RAM or to the MMIO
-/// bus (in 8-byte accesses), the register side through KVM_GET_FPU (legacy SSE) or KVM_GET_XSAVE (VEX, for the
-/// upper YMM halves). Aligned forms raise #GP(0) on a misaligned operand; legacy loads keep bits above 127, VEX
+/// bus (in 8-byte accesses), the register side through KVM_GET_XSAVE/KVM_SET_XSAVE (XMM and the upper YMM halves). Aligned forms raise #GP(0) on a misaligned operand; legacy loads keep bits above 127, VEX
 /// loads zero them, scalar loads zero the rest of the XMM register.
 /// </summary>
 internal static class VectorMoves
@@ -77,7 +74,7 @@ internal static class VectorMoves
         }
         else
         {
-            Store(context, vex, index, data);
+            Store(context, index, data);
             if (!context.TryWrite(linear, data, context.DataAccess(write: true)))
             {
                 return;
@@ -92,23 +89,15 @@ internal static class VectorMoves
 
     private static void Load(EmulationContext context, bool vex, int index, ReadOnlySpan<byte> data)
     {
-        Span<byte> xmm, upper = default;
-        if (vex)
+        Span<byte> state = context.Xsave();
+        Span<byte> xmm = state.Slice(XmmOffset + (index * 16), 16), upper = default;
+        if (vex && XsaveLayout.Known(2))
         {
-            Span<byte> state = context.Xsave();
-            xmm = state.Slice(XmmOffset + (index * 16), 16);
-            if (XsaveLayout.Known(2))
-            {
-                upper = state.Slice(XsaveLayout.StandardOffset(2) + (index * 16), 16);
-            }
-            state[XsaveLayout.Header] |= 6; // SSE and AVX state now in use
-            context.XsaveChanged();
+            upper = state.Slice(XsaveLayout.StandardOffset(2) + (index * 16), 16);
+            state[XsaveLayout.Header] |= 4; // the AVX state is now in use
         }
-        else
-        {
-            xmm = Xmm(context).Slice(index * 16, 16);
-            context.FpuChanged();
-        }
+        state[XsaveLayout.Header] |= 2; // KVM_SET_XSAVE loads the XMM registers only with the SSE bit set
+        context.XsaveChanged();
         if (data.Length < 16)
         {
             xmm.Clear();
@@ -124,25 +113,13 @@ internal static class VectorMoves
         }
     }
 
-    private static void Store(EmulationContext context, bool vex, int index, Span<byte> data)
+    private static void Store(EmulationContext context, int index, Span<byte> data)
     {
-        if (vex)
+        Span<byte> state = context.Xsave();
+        state.Slice(XmmOffset + (index * 16), Math.Min(16, data.Length)).CopyTo(data);
+        if (data.Length == 32 && XsaveLayout.Known(2))
         {
-            Span<byte> state = context.Xsave();
-            state.Slice(XmmOffset + (index * 16), Math.Min(16, data.Length)).CopyTo(data);
-            if (data.Length == 32 && XsaveLayout.Known(2))
-            {
-                state.Slice(XsaveLayout.StandardOffset(2) + (index * 16), 16).CopyTo(data[16..]);
-            }
-            return;
+            state.Slice(XsaveLayout.StandardOffset(2) + (index * 16), 16).CopyTo(data[16..]);
         }
-        Xmm(context).Slice(index * 16, Math.Min(16, data.Length)).CopyTo(data);
-    }
-
-    /// <summary>XMM0–XMM15 of the FPU state, in place (the state lives in the context, not on the stack).</summary>
-    private static unsafe Span<byte> Xmm(EmulationContext context)
-    {
-        ref KvmFpu fpu = ref context.Fpu();
-        return MemoryMarshal.CreateSpan(ref fpu.Xmm[0], 256);
     }
 }

@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Globalization;
+using System.Text.RegularExpressions;
 using VmmSharp.Tests.Guests;
 using VmmSharp.Tests.Machine;
 using VmmSharp.Tests.Support;
@@ -276,6 +278,19 @@ public class VmmCommandTests
         Assert.NotEqual(0, o.Status);
         Assert.Contains(expected, Assert.Single(o.StderrLines), StringComparison.Ordinal);
         Assert.Equal("", o.Stdout); // no guest ran
+    }
+
+    [Fact]
+    public void StartupBenchReportsTheTimeToProcessExitAfterTheMarker()
+    {
+        KvmRequirement.Ensure();
+        string vmm = Path.Combine(AppContext.BaseDirectory, "vmm"); // the apphost: the bench spawns it as a command
+        Outcome o = Vmm("", "bench", "startup", "--runs", "2", "--guest", TestGuests.MarkerKernel, "--vmm", vmm);
+        Assert.True(o.Status == 0, o.Stderr);
+        MatchCollection runs = Regex.Matches(o.Stdout, @"vmm  marker +([0-9.]+) ms  exit +([0-9.]+) ms");
+        Assert.Equal(2, runs.Count);
+        Assert.All(runs, r => Assert.True(double.Parse(r.Groups[2].Value, CultureInfo.InvariantCulture) >= double.Parse(r.Groups[1].Value, CultureInfo.InvariantCulture), r.Value));
+        Assert.Matches(@"\nexit: vmm [0-9.]+ ms\n", o.Stdout);
     }
 
     [Theory]

@@ -1,3 +1,5 @@
+using VmmSharp.Kvm;
+
 namespace VmmSharp.Tests.Support;
 
 /// <summary>
@@ -11,12 +13,17 @@ internal static class LinuxTinyKernel
     /// <summary>The environment variable that points at the folder the script wrote (CI sets it).</summary>
     public const string EnvironmentVariable = "VMMSHARP_LINUX_TINY";
 
+    /// <summary>The command line every boot of this kernel starts from: the log on the 8250, and a panic reboots at once (so a run ends on its own).</summary>
+    public const string BaseCommandLine = "console=ttyS0 panic=-1";
+
     /// <summary>
-    /// The command line every boot of this kernel starts from: the log on the 8250, a panic reboots at once (so a
-    /// run ends on its own), and <c>lpj=</c> skips the delay-loop calibration, a busy-wait that is expensive where
-    /// CPL0 code is emulated (its value only scales <c>udelay</c>, which this kernel hardly uses).
+    /// What a PVM host adds. Its KVM ORs the host's own user-visible features into CPUID leaves 1 and 7 whatever the VMM
+    /// sets (measured: leaf 1 ECX gains 0x76d81203 here, XSAVE, AVX and POPCNT among them; leaf 7 EBX gains SMAP, ERMS,
+    /// CLWB...), so <c>--cpuid-mask</c> cannot hide them and the kernel must be told: SMAP's <c>clac</c>/<c>stac</c> and
+    /// <c>popcnt</c> fail in KVM's emulator, and with ERMS/FSRM <c>memset</c>/<c>memcpy</c> go a byte per emulated
+    /// iteration instead of eight.
     /// </summary>
-    public const string BaseCommandLine = "console=ttyS0 panic=-1 lpj=1000000";
+    public const string PvmCommandLine = "clearcpuid=smap,popcnt,erms,fsrm";
 
     /// <summary>What the kernel prints when it starts <c>/init</c> from the initramfs.</summary>
     public const string InitStart = "Run /init as init process";
@@ -33,8 +40,15 @@ internal static class LinuxTinyKernel
     /// <summary>The kernel with ACPI (<c>vmlinux-acpi</c>): devices from the DSDT, power-off through ACPI S5.</summary>
     public static string AcpiVmlinux => Require("vmlinux-acpi");
 
-    /// <summary>The initramfs: a static busybox and an /init that prints <see cref="InitMarker"/> and powers off.</summary>
-    public static string Initramfs => Require("initramfs.cpio.gz");
+    /// <summary>The initramfs: an /init (scripts/linux-tiny/init.c) that prints <see cref="InitMarker"/> and powers off.</summary>
+    public static string Initramfs => Require("initramfs.cpio");
+
+    /// <summary>The command line for this host: <see cref="BaseCommandLine"/>, <see cref="PvmCommandLine"/> on PVM, then <paramref name="extra"/>.</summary>
+    public static string CommandLine(string extra = "")
+    {
+        string line = KvmSystem.Virtualization.Kind == HostVirtualizationKind.Pvm ? $"{BaseCommandLine} {PvmCommandLine}" : BaseCommandLine;
+        return extra.Length == 0 ? line : $"{line} {extra}";
+    }
 
     private static string Require(string name)
     {

@@ -18,6 +18,6 @@ internal sealed class KernelLoadTarget : IFuzzTarget
         yield return ("pvh.bin", BootInput.Encode(SeedImages.PvhElf(), cpus: 2, initrdLength: 0x800));
         yield return ("multiboot-elf.bin", BootInput.Encode(SeedImages.MultibootElf(), cpus: 4));
         yield return ("multiboot-kludge.bin", BootInput.Encode(SeedImages.MultibootKludge(), initrdLength: 0x100));
-        yield return ("bzimage.bin", BootInput.Encode(SeedImages.BzImage(), cpus: 8, initrdLength: 0x1000));
+        yield return ("bzimage.bin", BootInput.Encode(SeedImages.BzImage(), memoryStep: 250, cpus: 8, initrdLength: 0x1000));
     }
 }

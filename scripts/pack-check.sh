@@ -36,13 +36,16 @@ check_nuspec() {
     grep -q '<readme>README.md</readme>' <<<"$nuspec" || die "$id: nuspec names no README"
     grep -q '<repository type="git"' <<<"$nuspec" || die "$id: nuspec has no repository type"
     grep -q '<description>.\+</description>' <<<"$nuspec" || die "$id: nuspec has no description"
-    unzip -l "$nupkg" | grep -q ' README.md$' || die "$id: README.md is not in the package"
+    # The listing in a variable: grep -q ends early, and unzip's SIGPIPE would fail the pipeline under pipefail.
+    local files
+    files="$(unzip -l "$nupkg")"
+    grep -q ' README.md$' <<<"$files" || die "$id: README.md is not in the package"
     say "$id $version: nuspec has version, MIT licence, README, repository, description"
 }
 check_nuspec VmmSharp
 check_nuspec VmmSharp.Guests
-unzip -l "$feed/VmmSharp.Cli.linux-x64.$version.nupkg" | grep -q 'tools/any/linux-x64/vmm$' \
-    || die "VmmSharp.Cli.linux-x64 holds no native vmm"
+tool_files="$(unzip -l "$feed/VmmSharp.Cli.linux-x64.$version.nupkg")"
+grep -q 'tools/any/linux-x64/vmm$' <<<"$tool_files" || die "VmmSharp.Cli.linux-x64 holds no native vmm"
 
 # Only the local feed, and a package cache of its own, so the tool comes from what was just packed.
 cat >"$work/nuget.config" <<CONFIG

@@ -45,9 +45,28 @@ var disk = new Option<DiskOptions[]>("--disk")
         return [.. disks];
     },
 };
+var net = new Option<NetOptions[]>("--net")
+{
+    Description = "A virtio-net card on a host TAP: tap=NAME[,mac=MAC] (repeatable)",
+    AllowMultipleArgumentsPerToken = false,
+    CustomParser = r =>
+    {
+        var nets = new List<NetOptions>();
+        foreach (var token in r.Tokens)
+        {
+            if (!NetArgument.TryParse(token.Value, out NetOptions? n, out string? error))
+            {
+                r.AddError(error!);
+                return [];
+            }
+            nets.Add(n!);
+        }
+        return [.. nets];
+    },
+};
 var consoleDevice = OptionValues.OneOf("--console", "The device of the guest console: COM1 (ttyS0) or a virtio-console port (hvc0: pass console=hvc0)", ConsoleDevice.Serial);
 var run = new Command("run", "Run a guest: a kernel given with --kernel, else the built-in demo guest");
-foreach (Option option in new Option[] { kernel, initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, timeout, logLevel, stats, quiet, onReset, maxReboots, rng, disk, consoleDevice })
+foreach (Option option in new Option[] { kernel, initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, timeout, logLevel, stats, quiet, onReset, maxReboots, rng, disk, net, consoleDevice })
 {
     run.Options.Add(option);
 }
@@ -58,7 +77,7 @@ run.Validators.Add(r =>
     {
         return;
     }
-    foreach (Option option in new Option[] { initrd, cmdline, mem, cpus, cpuidMask, logLevel, stats, onReset, maxReboots, rng, disk, consoleDevice })
+    foreach (Option option in new Option[] { initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, logLevel, stats, onReset, maxReboots, rng, disk, net, consoleDevice })
     {
         if (r.GetResult(option) is { Implicit: false })
         {
@@ -89,6 +108,7 @@ run.SetAction(r =>
         r.GetValue(maxReboots),
         r.GetValue(rng),
         r.GetValue(disk) ?? [],
+        r.GetValue(net) ?? [],
         r.GetValue(consoleDevice))));
 });
 root.Subcommands.Add(run);

@@ -32,6 +32,7 @@ internal static class KernelCommand
         int MaxReboots,
         bool Rng,
         IReadOnlyList<DiskOptions> Disks,
+        IReadOnlyList<NetOptions> Networks,
         ConsoleDevice ConsoleDevice);
 
     public static int Run(Arguments args)
@@ -60,6 +61,7 @@ internal static class KernelCommand
             MaxReboots = args.MaxReboots,
             Rng = args.Rng,
             Disks = args.Disks,
+            Networks = args.Networks,
             ConsoleDevice = args.ConsoleDevice,
             // vmm exits right after: KVM's teardown of the VM (15-35 ms here) happens in a helper, off the exit path.
             HandOffTeardown = true,

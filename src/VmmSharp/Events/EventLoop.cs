@@ -9,7 +9,7 @@ namespace VmmSharp.Events;
 /// readable, so device work (virtio queue notifications) runs off the vCPU threads.
 /// </summary>
 /// <remarks>
-/// <para>Threading: <see cref="Add"/> may be called from any thread, before or after <see cref="Start"/>; subscribers
+/// <para>Threading: <see cref="Add"/> and <see cref="AddReadable"/> may be called from any thread, before or after <see cref="Start"/>; subscribers
 /// run one at a time on the loop's thread, so a subscriber never races another subscriber of the same loop. The
 /// loop consumes the eventfd's counter before calling its subscriber (signals that arrive while the subscriber runs
 /// call it once more). A subscriber that throws is logged and stays subscribed; the loop keeps serving the others.</para>
@@ -57,7 +57,16 @@ public sealed unsafe partial class EventLoop : IDisposable
     /// Calls <paramref name="onReadable"/> on the loop's thread each time <paramref name="eventFd"/> is signalled.
     /// The loop holds a reference to the eventfd until it is disposed.
     /// </summary>
-    public void Add(EventFd eventFd, Action onReadable)
+    public void Add(EventFd eventFd, Action onReadable) => Subscribe(eventFd, onReadable, edgeTriggered: false);
+
+    /// <summary>
+    /// Calls <paramref name="onReadable"/> on the loop's thread when <paramref name="descriptor"/> (a socket, a TAP)
+    /// becomes readable: edge-triggered, so the subscriber reads until the descriptor would block, or until it has
+    /// nowhere to put the data and comes back later by itself (a new edge comes with the next data).
+    /// </summary>
+    public void AddReadable(SafeHandle descriptor, Action onReadable) => Subscribe(descriptor, onReadable, edgeTriggered: true);
+
+    private void Subscribe(SafeHandle eventFd, Action onReadable, bool edgeTriggered)
     {
         ArgumentNullException.ThrowIfNull(eventFd);
         ArgumentNullException.ThrowIfNull(onReadable);
@@ -71,7 +80,7 @@ public sealed unsafe partial class EventLoop : IDisposable
             subscriptions[^1] = new Subscription(eventFd, onReadable);
             try
             {
-                Watch(eventFd, (ulong)(subscriptions.Length - 1));
+                Watch(eventFd, (ulong)(subscriptions.Length - 1), edgeTriggered);
             }
             catch
             {
@@ -133,9 +142,9 @@ public sealed unsafe partial class EventLoop : IDisposable
         _stop.Dispose();
     }
 
-    private void Watch(EventFd eventFd, ulong token)
+    private void Watch(SafeHandle eventFd, ulong token, bool edgeTriggered = false)
     {
-        var ev = new Libc.EpollEvent { Events = Libc.EPOLLIN, Data = token };
+        var ev = new Libc.EpollEvent { Events = Libc.EPOLLIN | (edgeTriggered ? Libc.EPOLLET : 0), Data = token };
         if (Libc.EpollCtl(_epoll, Libc.EPOLL_CTL_ADD, eventFd, &ev) < 0)
         {
             int errno = Marshal.GetLastPInvokeError();
@@ -171,7 +180,10 @@ public sealed unsafe partial class EventLoop : IDisposable
                     continue; // the stop eventfd
                 }
                 Subscription s = subscriptions[(int)token];
-                s.EventFd.Consume();
+                if (s.EventFd is EventFd counter)
+                {
+                    counter.Consume();
+                }
                 try
                 {
                     s.OnReadable();
@@ -195,5 +207,5 @@ public sealed unsafe partial class EventLoop : IDisposable
     [LoggerMessage(Level = LogLevel.Error, Message = "event loop '{Name}': epoll_wait failed: {Error}; the loop ends")]
     private static partial void LogWaitFailed(ILogger logger, string name, string error);
 
-    private sealed record Subscription(EventFd EventFd, Action OnReadable);
+    private sealed record Subscription(SafeHandle EventFd, Action OnReadable);
 }

@@ -13,6 +13,13 @@ internal static unsafe partial class Libc
     public const int EPOLL_CTL_ADD = 1;
     public const int EPOLL_CTL_DEL = 2;
     public const uint EPOLLIN = 0x1;
+    public const uint EPOLLET = 0x80000000;
+
+    public const int O_NONBLOCK = 0x800;
+    public const uint TUNSETIFF = 0x400454ca;
+    public const uint TUNSETOFFLOAD = 0x400454d0;
+    public const uint TUNSETVNETHDRSZ = 0x400454d8;
+    public const short IFF_TAP = 0x0002, IFF_NO_PI = 0x1000, IFF_VNET_HDR = 0x4000;
 
     public const int FALLOC_FL_KEEP_SIZE = 0x1;
     public const int FALLOC_FL_PUNCH_HOLE = 0x2;
@@ -43,6 +50,34 @@ internal static unsafe partial class Libc
 
     [LibraryImport(Lib, EntryPoint = "fallocate", SetLastError = true)]
     public static partial int Fallocate(SafeFileHandle fd, int mode, long offset, long length);
+
+    [LibraryImport(Lib, EntryPoint = "readv", SetLastError = true)]
+    public static partial nint Readv(SafeHandle fd, IoVec* iov, int count);
+
+    [LibraryImport(Lib, EntryPoint = "writev", SetLastError = true)]
+    public static partial nint Writev(SafeHandle fd, IoVec* iov, int count);
+
+    /// <summary><c>struct iovec</c>.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct IoVec
+    {
+        public void* Base;
+        public nuint Length;
+    }
+
+    /// <summary><c>struct ifreq</c> as TUNSETIFF reads it: the name, then the flags.</summary>
+    [StructLayout(LayoutKind.Sequential, Size = 40)]
+    public struct IfReqFlags
+    {
+        public InlineName Name;
+        public short Flags;
+    }
+
+    [System.Runtime.CompilerServices.InlineArray(16)]
+    public struct InlineName
+    {
+        private byte _first;
+    }
 
     /// <summary><c>struct epoll_event</c>, packed on x86-64.</summary>
     [StructLayout(LayoutKind.Sequential, Pack = 4)]

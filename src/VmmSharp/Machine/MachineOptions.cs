@@ -117,6 +117,9 @@ public sealed record MachineOptions(string KernelPath)
     /// <summary>The virtio-blk disks, in order (the guest's /dev/vda, /dev/vdb, …).</summary>
     public IReadOnlyList<DiskOptions> Disks { get; init; } = [];
 
+    /// <summary>The virtio-net cards, in order (the guest's eth0, eth1, …), each on a host TAP interface.</summary>
+    public IReadOnlyList<NetOptions> Networks { get; init; } = [];
+
     /// <summary>
     /// Which device carries the guest's console: COM1 (<see cref="ConsoleDevice.Serial"/>, always present) or a
     /// virtio-console port (the guest's hvc0; give it <c>console=hvc0</c>) that then gets <see cref="Console"/>'s output and input.
@@ -139,6 +142,14 @@ public sealed record DiskOptions(string Path)
 
     /// <summary>The serial number GET_ID answers (at most 20 bytes); null for none.</summary>
     public string? Serial { get; init; }
+}
+
+/// <summary>A virtio-net card on a host TAP interface.</summary>
+/// <param name="Tap">The TAP interface to attach to (created if it does not exist and the process may).</param>
+public sealed record NetOptions(string Tap)
+{
+    /// <summary>The guest's MAC address (6 bytes); null for 52:54:00:12:34:5N, N the card's index.</summary>
+    public byte[]? Mac { get; init; }
 }
 
 /// <summary>The device that carries the guest's console.</summary>

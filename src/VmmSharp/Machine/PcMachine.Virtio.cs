@@ -7,6 +7,7 @@ using VmmSharp.Devices.Virtio;
 using VmmSharp.Devices.Virtio.Block;
 using VmmSharp.Devices.Virtio.Console;
 using VmmSharp.Devices.Virtio.Mmio;
+using VmmSharp.Devices.Virtio.Net;
 using VmmSharp.Devices.Virtio.Rng;
 using VmmSharp.Events;
 using VmmSharp.Kvm;
@@ -63,6 +64,23 @@ public sealed partial class PcMachine
                 catch (ArgumentException e)
                 {
                     throw MachineConfigurationException.FromArgument(nameof(MachineOptions.Disks), e);
+                }
+            }
+            for (int i = 0; i < options.Networks.Count; i++)
+            {
+                NetOptions net = options.Networks[i];
+                byte[] mac = net.Mac ?? [0x52, 0x54, 0x00, 0x12, 0x34, (byte)(0x56 + i)];
+                try
+                {
+                    models.Add(new VirtioNet(net.Tap, mac, logger));
+                }
+                catch (IOException e)
+                {
+                    throw new MachineConfigurationException(nameof(MachineOptions.Networks), e.Message, e);
+                }
+                catch (ArgumentException e)
+                {
+                    throw MachineConfigurationException.FromArgument(nameof(MachineOptions.Networks), e);
                 }
             }
             if (options.Rng)
@@ -147,6 +165,10 @@ public sealed partial class PcMachine
                 vm.AddIoEventFd(transport.NotifyEvent, transport.NotifyAddress, 4);
             }
             _events.Add(transport.NotifyEvent, transport.OnNotifyEvent);
+            if (models[i] is VirtioNet net)
+            {
+                _events.AddReadable(net.Backend, net.OnBackendReadable);
+            }
             if (models[i] is VirtioConsole console)
             {
                 VirtioConsole = console;

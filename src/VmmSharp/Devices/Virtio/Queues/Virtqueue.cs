@@ -160,6 +160,19 @@ public sealed class Virtqueue
     }
 
     /// <summary>
+    /// Puts the chain <see cref="TryPop"/> took last back into the available ring, untouched: for a device that found
+    /// it has nothing to put in it after all (a network card whose backend had no packet).
+    /// </summary>
+    public void Unpop()
+    {
+        if (_memory is null || Error is not null)
+        {
+            return;
+        }
+        _nextAvail--;
+    }
+
+    /// <summary>
     /// Returns chain <paramref name="head"/> to the driver with <paramref name="written"/> bytes written into it.
     /// False (and the queue broken) if the used ring cannot be written.
     /// </summary>

@@ -121,7 +121,7 @@ public sealed partial class PcMachine : IDisposable
             if (options.EmulationFallback)
             {
                 IrqchipLine ferr = IrqchipLine.For(_vm.Handle, FpuErrorIrq);
-                _fallback = new EmulationFallback(new GuestPhysicalSpace(memory))
+                _fallback = new EmulationFallback(new GuestPhysicalSpace(memory, MmioBus)) // SSE/AVX moves KVM cannot emulate reach the virtio devices too
                 {
                     FloatingPointError = () =>
                     {

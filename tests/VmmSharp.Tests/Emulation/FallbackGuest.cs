@@ -62,7 +62,7 @@ internal sealed class FallbackGuest : IDisposable
         bool paging32 = mode == GuestMode.Protected32 && paging;
         if (paging32 && !Paging32Runs.Value)
         {
-            Assert.Skip("this host's KVM raises #GP when a 32-bit guest sets CR0.PG (PVM runs 64-bit paging only), so 32-bit paged guests cannot run here");
+            Assert.Skip("this host's KVM raises #GP when a 32-bit guest sets CR0.PG with PAE (measured by a probe guest), so 32-bit guests with paging on cannot run here");
         }
         Action<Assembler> code = !paging32 ? program : a =>
         {

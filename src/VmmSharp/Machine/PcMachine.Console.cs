@@ -2,14 +2,14 @@ using VmmSharp.Devices.Consoles;
 
 namespace VmmSharp.Machine;
 
-/// <content>COM1's end of the console input, valid for one run.</content>
+/// <content>The guest console's end of the console input (COM1 or the virtio-console port), valid for one run.</content>
 public sealed partial class PcMachine
 {
     /// <summary>
-    /// What <see cref="IConsoleInput"/> talks to during a run: it feeds COM1 and can stop the run. Closed when the run
+    /// What <see cref="IConsoleInput"/> talks to during a run: it feeds the guest console and can stop the run. Closed when the run
     /// ends, under the same lock as every call, so no call can reach the machine after that.
     /// </summary>
-    private sealed class SerialReceiver(PcMachine machine) : IConsoleReceiver
+    private sealed class ConsoleReceiver(PcMachine machine) : IConsoleReceiver
     {
         private readonly Lock _lock = new();
         private bool _closed;

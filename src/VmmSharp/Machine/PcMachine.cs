@@ -222,7 +222,7 @@ public sealed partial class PcMachine : IDisposable
         {
             throw new InvalidOperationException("a PcMachine runs once; create another to boot again");
         }
-        var receiver = new SerialReceiver(this);
+        var receiver = new ConsoleReceiver(this);
         IDisposable? input = _options.Console?.Input?.Start(receiver);
         var clock = Stopwatch.StartNew();
         VcpuRunResult r;

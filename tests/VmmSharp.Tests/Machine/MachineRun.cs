@@ -61,8 +61,15 @@ internal sealed class MachineRun
     public void AssertLine(string expected)
         => Assert.True(Lines.Contains(expected), $"expected the line \"{expected}\"\n{Describe()}");
 
+    /// <summary>Asserts a line that starts with <paramref name="prefix"/>, after the kernel's <c>[   1.234567] </c> timestamp if it has one.</summary>
     public void AssertLineStartsWith(string prefix)
-        => Assert.True(Lines.Any(l => l.StartsWith(prefix, StringComparison.Ordinal)), $"expected a line starting \"{prefix}\"\n{Describe()}");
+        => Assert.True(Lines.Any(l => WithoutPrintkTime(l).StartsWith(prefix, StringComparison.Ordinal)), $"expected a line starting \"{prefix}\"\n{Describe()}");
+
+    private static string WithoutPrintkTime(string line)
+    {
+        int end = line.StartsWith('[') ? line.IndexOf("] ", StringComparison.Ordinal) : -1;
+        return end > 0 ? line[(end + 2)..] : line;
+    }
 
     public void AssertNoFailLines()
         => Assert.False(Lines.Any(l => l.StartsWith("FAIL", StringComparison.Ordinal)), $"the guest reported a failed self-check\n{Describe()}");

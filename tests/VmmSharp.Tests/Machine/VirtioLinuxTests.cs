@@ -87,8 +87,9 @@ public class VirtioLinuxTests
             ReachedRootMount,
             m => transmitted = m.VirtioConsole!.BytesTransmitted);
 
-        // The log reaches the host only through the virtio-console port: COM1 is not the console.
-        run.AssertLineStartsWith("Linux version");
+        // The log reaches the host only through the virtio-console port: COM1 is not the console. The kernel's small
+        // log buffer (tinyconfig) has lost the banner by the time hvc0 replays it, so look for the line that ended the run.
+        run.AssertLineStartsWith("Kernel panic - not syncing: VFS: Unable to mount root fs");
         Assert.True(transmitted > 1000, $"virtio-console carried {transmitted} bytes\n{run.Describe()}");
     }
 

@@ -85,7 +85,9 @@ public sealed partial class VirtioBlock : VirtioDevice
         BinaryPrimitives.WriteUInt64LittleEndian(c, Capacity);
         BinaryPrimitives.WriteUInt32LittleEndian(c[8..], MaxSegmentSize);
         BinaryPrimitives.WriteUInt32LittleEndian(c[12..], MaxSegments);
-        BinaryPrimitives.WriteUInt32LittleEndian(c[20..], 4096);                       // blk_size
+        // blk_size: not offered (VIRTIO_BLK_F_BLK_SIZE), since Linux takes it as the logical block size and a 4 KiB one
+        // makes a file system with 1 KiB blocks unmountable; the field says what the disk is addressed in all the same.
+        BinaryPrimitives.WriteUInt32LittleEndian(c[20..], SectorSize);                 // blk_size
         BinaryPrimitives.WriteUInt32LittleEndian(c[36..], uint.MaxValue / SectorSize); // max_discard_sectors
         BinaryPrimitives.WriteUInt32LittleEndian(c[40..], MaxRangesPerRequest);        // max_discard_seg
         BinaryPrimitives.WriteUInt32LittleEndian(c[44..], 8);                          // discard_sector_alignment
@@ -140,7 +142,7 @@ public sealed partial class VirtioBlock : VirtioDevice
     }
 
     private static ulong Features(bool readOnly)
-        => BlockFeatures.SizeMax | BlockFeatures.SegMax | BlockFeatures.BlockSize | BlockFeatures.Flush
+        => BlockFeatures.SizeMax | BlockFeatures.SegMax | BlockFeatures.Flush
             | (readOnly ? BlockFeatures.ReadOnly : BlockFeatures.Discard | BlockFeatures.WriteZeroes);
 
     private void Work()

@@ -9,7 +9,9 @@ namespace VmmSharp.Fuzz.Targets.Emulation;
 /// </summary>
 internal sealed class EmulationDecodeTarget : IFuzzTarget
 {
-    private readonly InstructionDecoder _decoder = new();
+    // Made on the first input, not when the targets are listed: instrumented library code must not run before the
+    // fork server has mapped AFL's coverage area (it crashed every target's fuzzer at start-up).
+    private InstructionDecoder? _decoder;
 
     public string Name => "emulation-decode";
 
@@ -22,6 +24,7 @@ internal sealed class EmulationDecodeTarget : IFuzzTarget
         int bitness = (input[0] & 3) switch { 0 => 16, 1 => 32, _ => 64 };
         ulong linear = BitConverter.ToUInt64(input[1..9]);
         ReadOnlySpan<byte> code = input[9..];
+        _decoder ??= new InstructionDecoder();
         FallbackOperation operation = _decoder.Decode(code, bitness, 0x1000, out Iced.Intel.Instruction instruction);
         FuzzCheckException.Check(operation == FallbackOperation.Unsupported || InstructionDecoder.Classify(instruction) == operation,
             $"{instruction}: decoded as {operation}, classified as {InstructionDecoder.Classify(instruction)}");

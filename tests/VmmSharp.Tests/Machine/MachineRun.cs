@@ -1,6 +1,7 @@
 using System.Text;
 using VmmSharp.Devices.Consoles;
 using VmmSharp.Machine;
+using VmmSharp.Tests.Support;
 
 namespace VmmSharp.Tests.Machine;
 
@@ -113,7 +114,7 @@ internal sealed class MachineRun
     }
 
     /// <summary>Collects what the guest prints; calls <see cref="OnLine"/> with everything so far at each newline.</summary>
-    private sealed class WatchedStream : Stream
+    private sealed class WatchedStream : WriteOnlyStream
     {
         private readonly Lock _lock = new();
         private readonly StringBuilder _text = new();
@@ -130,28 +131,6 @@ internal sealed class MachineRun
                 }
             }
         }
-
-        public override bool CanRead => false;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => true;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
-        public override void Flush()
-        {
-        }
-
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
 
         public override void Write(ReadOnlySpan<byte> buffer)
         {

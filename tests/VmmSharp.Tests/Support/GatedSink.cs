@@ -4,7 +4,7 @@ namespace VmmSharp.Tests.Support;
 /// A console sink that blocks every write until the gate opens: a stalled stdout pipe. Never opened, it blocks forever;
 /// dispose it at the end of a test to let a writer thread go.
 /// </summary>
-internal sealed class GatedSink : Stream
+internal sealed class GatedSink : WriteOnlyStream
 {
     private readonly ManualResetEventSlim _gate = new(false);
     private readonly MemoryStream _written = new();
@@ -44,28 +44,6 @@ internal sealed class GatedSink : Stream
             _written.Write(buffer);
         }
     }
-
-    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
-
-    public override bool CanRead => false;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => true;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
-    public override void Flush()
-    {
-    }
-
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

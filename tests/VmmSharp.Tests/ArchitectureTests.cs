@@ -18,14 +18,15 @@ public class ArchitectureTests
         ["Memory"] = ["Interop"],
         ["Kvm"] = ["Interop"],
         ["Buses"] = [],
+        ["State"] = [],
         ["Events"] = ["Interop"],
         ["Dispatch"] = ["Interop", "Kvm", "Memory"],
-        ["Devices"] = ["Interop", "Kvm", "Memory", "Buses"],
+        ["Devices"] = ["Interop", "Kvm", "Memory", "Buses", "State"],
         ["Arch"] = ["Kvm", "Memory"],
-        ["Vm"] = ["Interop", "Kvm", "Memory", "Dispatch", "Arch"],
+        ["Vm"] = ["Interop", "Kvm", "Memory", "Dispatch", "Arch", "State"],
         ["Boot"] = ["Memory", "Arch"],
         ["Emulation"] = ["Interop", "Kvm", "Memory", "Buses", "Dispatch"],
-        ["Machine"] = ["Interop", "Memory", "Kvm", "Buses", "Events", "Dispatch", "Devices", "Arch", "Vm", "Boot", "Emulation"],
+        ["Machine"] = ["Interop", "Memory", "Kvm", "Buses", "State", "Events", "Dispatch", "Devices", "Arch", "Vm", "Boot", "Emulation"],
     };
 
     private static readonly Assembly Library = typeof(VmmException).Assembly;

@@ -75,7 +75,7 @@ public sealed unsafe partial class VirtioVsock : VirtioDevice
     /// <param name="socketPath">The Unix socket host programs connect to; created here (a stale socket file is replaced), removed by <see cref="VirtioDevice.Dispose()"/>.</param>
     /// <param name="logger">Receives the first guest error; null for none.</param>
     /// <param name="maxConnections">The bound on open connections.</param>
-    /// <exception cref="ArgumentOutOfRangeException">The cid or the bound is out of range.</exception>
+    /// <exception cref="ArgumentException">The cid or the bound is out of range.</exception>
     /// <exception cref="IOException">The socket path is in use or cannot be bound; the message names it.</exception>
     public VirtioVsock(ulong guestCid, string socketPath, ILogger? logger = null, int maxConnections = DefaultMaxConnections)
         : base(VirtioDeviceType.Vsock, 0, [QueueSize, QueueSize, EventQueueSize], logger)
@@ -83,7 +83,7 @@ public sealed unsafe partial class VirtioVsock : VirtioDevice
         ArgumentNullException.ThrowIfNull(socketPath);
         if (guestCid is < 3 or > 0xFFFF_FFFE)
         {
-            throw new ArgumentOutOfRangeException(nameof(guestCid), guestCid, $"vsock guest cid {guestCid}: a guest's cid is 3 to 4294967294 (0-2 are reserved)");
+            throw new ArgumentException($"vsock guest cid {guestCid}: a guest's cid is 3 to 4294967294 (0-2 are reserved)", nameof(guestCid));
         }
         ArgumentOutOfRangeException.ThrowIfLessThan(maxConnections, 1);
         if (System.Text.Encoding.UTF8.GetByteCount(socketPath) + 11 > UnixSocket.MaxPathBytes)

@@ -8,6 +8,7 @@
  *   nested         an INDIRECT descriptor inside an INDIRECT table
  *   overflow       a buffer whose address + length wraps past 2^64
  *   sector-overflow a read at a sector whose byte offset overflows 64 bits
+ *   sum-overflow   five 1 GiB buffers (all inside RAM: the guest needs 2 GiB) whose lengths add up past 4 GiB
  *   avail          the available index jumps more than the queue size ahead
  *   head           a head index past the queue's end
  *   outside-read   a read into a buffer that runs past the end of RAM (a canary guards the part inside)
@@ -142,6 +143,15 @@ void test_hostile(struct guest *g, const char *name)
         set_desc(&q[0], (uintptr_t)hdr, 16, VIRTQ_DESC_F_NEXT, 1);
         set_desc(&q[1], (uintptr_t)data, 4096, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 2);
         set_desc(&q[2], (uintptr_t)status, 1, VIRTQ_DESC_F_WRITE, 0);
+    } else if (is(name, "sum-overflow")) {
+        if (g->ram_end < 0x80000000ull) {
+            fail("hostile: sum-overflow needs 2 GiB of RAM");
+            return;
+        }
+        set_desc(&q[0], (uintptr_t)hdr, 16, VIRTQ_DESC_F_NEXT, 1);
+        for (uint16_t i = 1; i <= 5; i++)
+            set_desc(&q[i], 0x40000000u, 0x40000000u, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, (uint16_t)(i + 1));
+        set_desc(&q[6], (uintptr_t)status, 1, VIRTQ_DESC_F_WRITE, 0);
     } else if (is(name, "avail")) {
         set_desc(&q[0], (uintptr_t)hdr, 16, VIRTQ_DESC_F_NEXT, 1);
         set_desc(&q[1], (uintptr_t)status, 1, VIRTQ_DESC_F_WRITE, 0);

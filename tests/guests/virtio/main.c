@@ -1,5 +1,5 @@
 /* The virtio test guest (PVH): finds virtio-mmio devices in the ACPI DSDT it is given (or on its command line with
- * discover=cmdline) and runs the tests its command line names: blk, net, rng, hostile=CASE. One fact per line on
+ * discover=cmdline) and runs the tests its command line names: blk, net, rng, vsock, hostile=CASE. One fact per line on
  * COM1, then DONE and debug-exit 0, or FAIL lines and debug-exit 3. */
 #include "../common/rt.h"
 #include "discover.h"
@@ -140,6 +140,8 @@ void pvh_main(const struct hvm_start_info *si)
         test_rng(&g);
     if (has_word(g.cmdline, "net"))
         test_net(&g);
+    if (has_word(g.cmdline, "vsock"))
+        test_vsock(&g);
     if (failures) {
         print("FAILURES ");
         print_dec((uint32_t)failures);

@@ -66,6 +66,19 @@ public sealed class VirtioHostileGuestTests : IDisposable
     }
 
     [Fact]
+    public void Buffers_whose_lengths_add_up_past_4_GiB_make_the_disk_need_a_reset()
+    {
+        KvmRequirement.Ensure();
+        var logger = new RecordingLogger();
+        // Five 1 GiB buffers, each inside RAM: the guest gets 2 GiB (mapped, never touched).
+        MachineRun run = Run("sum-overflow", logger, out bool unchanged, memory: 2UL << 30);
+
+        run.AssertLine("HOSTILE case=sum-overflow device_status=0x4f needs_reset=1 used=0 blk_status=255 interrupt=0x2");
+        Assert.Contains(logger.Entries, e => e.Level == LogLevel.Warning && e.Message.Contains("the chain's buffers add up to more than 4 GiB", StringComparison.Ordinal));
+        AssertStillServing(run, unchanged);
+    }
+
+    [Fact]
     public void A_read_into_a_buffer_past_the_end_of_ram_writes_nothing_into_the_part_inside()
     {
         KvmRequirement.Ensure();
@@ -75,13 +88,13 @@ public sealed class VirtioHostileGuestTests : IDisposable
         AssertStillServing(run, unchanged);
     }
 
-    private MachineRun Run(string name, RecordingLogger logger, out bool unchanged)
+    private MachineRun Run(string name, RecordingLogger logger, out bool unchanged, ulong memory = 64UL << 20)
     {
         byte[] disk = SHA256.HashData(File.ReadAllBytes(_disk)), readOnly = SHA256.HashData(File.ReadAllBytes(_readOnlyDisk));
         MachineRun run = MachineRun.Start(new MachineOptions(TestGuests.VirtioKernel)
         {
             CommandLine = $"hostile={name}",
-            MemorySize = 64UL << 20,
+            MemorySize = memory,
             Disks = [new DiskOptions(_disk), new DiskOptions(_readOnlyDisk) { ReadOnly = true }],
             Rng = true,
             Logger = logger,

@@ -153,6 +153,8 @@ enum {
 enum { S_ACK = 1, S_DRIVER = 2, S_DRIVER_OK = 4, S_FEATURES_OK = 8, S_NEEDS_RESET = 64, S_FAILED = 128 };
 enum { D_NEXT = 1, D_WRITE = 2, D_INDIRECT = 4 };
 #define F_INDIRECT_DESC (1ull << 28)
+#define F_EVENT_IDX (1ull << 29)
+#define F_BLK_FLUSH (1ull << 9) /* accepted so that both devices cache writes (without it QEMU writes through) */
 #define F_VERSION_1 (1ull << 32)
 #define QMAX 256
 
@@ -162,14 +164,14 @@ struct desc {
     uint16_t flags, next;
 };
 struct avail {
-    uint16_t flags, idx, ring[QMAX];
+    uint16_t flags, idx, ring[QMAX + 1]; /* + used_event (EVENT_IDX) after the queue's entries */
 };
 struct used_elem {
     uint32_t id, len;
 };
 struct used {
     uint16_t flags, idx;
-    struct used_elem ring[QMAX];
+    struct used_elem ring[QMAX + 1]; /* + avail_event (EVENT_IDX) after the queue's entries */
 };
 struct queue {
     struct desc desc[QMAX] __attribute__((aligned(4096)));
@@ -177,8 +179,12 @@ struct queue {
     struct used used __attribute__((aligned(4096)));
     uint16_t size, seen; /* entries; the used index consumed so far */
     uint16_t submitted;  /* the available index */
+    uint16_t published;  /* the available index the device was last shown */
     uint16_t index;      /* the queue number */
+    int event_idx;       /* VIRTIO_RING_F_EVENT_IDX negotiated */
 };
+
+static uint64_t negotiated;
 
 static volatile uint32_t *reg(uint64_t base, uint32_t off) { return (volatile uint32_t *)(uintptr_t)(base + off); }
 static uint32_t rd(uint64_t base, uint32_t off) { return *reg(base, off); }
@@ -206,6 +212,7 @@ static uint64_t find_device(uint32_t id)
     return 0;
 }
 
+/* Starts the handshake; accepts want (which the device must offer) and EVENT_IDX if it offers that too. */
 static void device_start(uint64_t base, uint64_t want)
 {
     if (rd(base, R_VERSION) != 2)
@@ -217,7 +224,9 @@ static void device_start(uint64_t base, uint64_t want)
     wr(base, R_DEVICE_FEATURES_SEL, 1);
     offered |= (uint64_t)rd(base, R_DEVICE_FEATURES) << 32;
     if ((offered & want) != want)
-        fail("the device does not offer VERSION_1 (and INDIRECT_DESC for blk)");
+        fail("the device does not offer VERSION_1 (and INDIRECT_DESC and FLUSH for blk)");
+    want |= offered & F_EVENT_IDX; /* as a real driver: notifications only when the device asks for them */
+    negotiated = want;
     wr(base, R_DRIVER_FEATURES_SEL, 0);
     wr(base, R_DRIVER_FEATURES, (uint32_t)want);
     wr(base, R_DRIVER_FEATURES_SEL, 1);
@@ -235,7 +244,9 @@ static void queue_setup(uint64_t base, struct queue *q, uint16_t index)
         fail("queue not available");
     q->size = (uint16_t)(max < QMAX ? max : QMAX);
     q->index = index;
-    q->avail.flags = 1; /* VIRTQ_AVAIL_F_NO_INTERRUPT: the driver polls */
+    q->event_idx = (negotiated & F_EVENT_IDX) != 0;
+    q->avail.flags = q->event_idx ? 0 : 1; /* VIRTQ_AVAIL_F_NO_INTERRUPT: the driver polls */
+    q->avail.ring[q->size] = 0x8000;        /* used_event: far ahead, so no interrupt */
     wr(base, R_QUEUE_NUM, q->size);
     uint64_t d = (uintptr_t)q->desc, a = (uintptr_t)&q->avail, u = (uintptr_t)&q->used;
     wr(base, R_QUEUE_DESC_LOW, (uint32_t)d);
@@ -254,11 +265,21 @@ static void device_ready(uint64_t base)
         fail("the device refused DRIVER_OK");
 }
 
+/* Shows the device the new available index, and notifies it if it asked to be (avail_event or NO_NOTIFY). */
 static void publish(uint64_t base, struct queue *q)
 {
-    __atomic_store_n(&q->avail.idx, q->submitted, __ATOMIC_RELEASE);
+    uint16_t old = q->published, now = q->submitted;
+    q->published = now;
+    __atomic_store_n(&q->avail.idx, now, __ATOMIC_RELEASE);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    if (!(__atomic_load_n(&q->used.flags, __ATOMIC_ACQUIRE) & 1)) /* VIRTQ_USED_F_NO_NOTIFY */
+    int notify;
+    if (q->event_idx) {
+        uint16_t event = __atomic_load_n((uint16_t *)&q->used.ring[q->size], __ATOMIC_ACQUIRE);
+        notify = (uint16_t)(now - event - 1) < (uint16_t)(now - old);
+    } else {
+        notify = !(__atomic_load_n(&q->used.flags, __ATOMIC_ACQUIRE) & 1); /* VIRTQ_USED_F_NO_NOTIFY */
+    }
+    if (notify)
         wr(base, R_QUEUE_NOTIFY, q->index);
 }
 
@@ -288,6 +309,7 @@ static uint64_t run_queue(uint64_t base, struct queue *q, uint64_t count, comple
             completed++;
             *errors += (uint64_t)done((uint16_t)e.id, e.len);
         }
+        q->avail.ring[q->size] = (uint16_t)(q->seen + 0x8000); /* used_event: keep interrupts off */
         if (q->submitted != before)
             publish(base, q);
     }
@@ -384,7 +406,7 @@ static void bench_blk(uint64_t count)
     uint64_t base = find_device(2);
     if (!base)
         fail("no virtio-blk device");
-    device_start(base, F_VERSION_1 | F_INDIRECT_DESC);
+    device_start(base, F_VERSION_1 | F_INDIRECT_DESC | F_BLK_FLUSH);
     uint64_t sectors = (uint64_t)rd(base, R_CONFIG) | (uint64_t)rd(base, R_CONFIG + 4) << 32;
     blk_blocks = sectors / 8;
     if (blk_blocks < QMAX)

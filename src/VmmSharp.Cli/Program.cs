@@ -117,9 +117,11 @@ var bench = new Command("bench", "Benchmarks");
 var exitsCount = OptionValues.Count("--exits", "Exits per round", 20000, 1, 100_000_000);
 var rounds = OptionValues.Count("--rounds", "Rounds per variant (the median is reported)", 9, 1, 10_000);
 var exits = new Command("exits", "Round trip of a port-I/O exit through the dispatcher against a bare KVM_RUN loop");
+var exitDevices = new Option<bool>("--devices") { Description = "Give each VM an irqchip, a virtio-blk disk and a virtio-rng (ioeventfd, irqfd, event loop running)" };
 exits.Options.Add(exitsCount);
 exits.Options.Add(rounds);
-exits.SetAction(r => Guarded(() => ExitBench.Run(r.GetValue(exitsCount), r.GetValue(rounds))));
+exits.Options.Add(exitDevices);
+exits.SetAction(r => Guarded(() => ExitBench.Run(r.GetValue(exitsCount), r.GetValue(rounds), r.GetValue(exitDevices))));
 bench.Subcommands.Add(exits);
 
 var guestOption = new Option<string?>("--guest") { Description = "The PVH marker guest (default: build tests/guests/marker)" };

@@ -25,6 +25,9 @@ public static class TestGuests
     /// <summary>Smallest PVH kernel: prints <c>VMM-MARKER</c> and debug-exits with 0.</summary>
     public static string MarkerKernel => Path.Combine(OutputDirectory, "marker.elf");
 
+    /// <summary>ELF64 PVH kernel: the virtio benchmark driver (polls at CPL3); <c>bench=blk|net count=N</c> on its command line.</summary>
+    public static string VirtioBenchKernel => Path.Combine(OutputDirectory, "virtio-bench.elf");
+
     /// <summary>Folder that holds the built guests (builds them on first use).</summary>
     public static string OutputDirectory => Built.Value;
 
@@ -82,7 +85,8 @@ public static class TestGuests
     private static bool IsComplete(string dir) =>
         File.Exists(Path.Combine(dir, "multiboot.elf")) &&
         File.Exists(Path.Combine(dir, "pvh.elf")) &&
-        File.Exists(Path.Combine(dir, "marker.elf"));
+        File.Exists(Path.Combine(dir, "marker.elf")) &&
+        File.Exists(Path.Combine(dir, "virtio-bench.elf"));
 
     private static void RunMake(string source, string output)
     {

@@ -13,7 +13,7 @@ internal static class ApiEndpoints
 {
     public static void Map(WebApplication app, MicroVm vm)
     {
-        ApiJson json = ApiJson.Default;
+        ApiJson json = ApiJson.Api;
         // Timing and the Firecracker-style answer for a known path asked with the wrong method (routing's 405).
         app.Use(async (context, next) =>
         {
@@ -80,7 +80,7 @@ internal static class ApiEndpoints
         }
         catch (ApiFault f)
         {
-            return Results.Json(new Fault { FaultMessage = f.Message }, ApiJson.Default.Fault, statusCode: f.Status);
+            return Results.Json(new Fault { FaultMessage = f.Message }, ApiJson.Api.Fault, statusCode: f.Status);
         }
     }
 }

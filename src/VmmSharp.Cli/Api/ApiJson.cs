@@ -1,3 +1,5 @@
+using System.Text.Encodings.Web;
+using System.Text.Json;
 using System.Text.Json.Serialization;
 
 namespace VmmSharp.Cli.Api;
@@ -28,4 +30,11 @@ namespace VmmSharp.Cli.Api;
 [JsonSerializable(typeof(VersionInfo))]
 [JsonSerializable(typeof(Fault))]
 [JsonSerializable(typeof(FullVmConfiguration))]
-internal sealed partial class ApiJson : JsonSerializerContext;
+internal sealed partial class ApiJson : JsonSerializerContext
+{
+    /// <summary>
+    /// The context the API uses: the generated options, with quotes and apostrophes in messages left as they are
+    /// (the default encoder escapes them for HTML, which these answers never go into).
+    /// </summary>
+    public static ApiJson Api { get; } = new(new JsonSerializerOptions(Default.Options) { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
+}

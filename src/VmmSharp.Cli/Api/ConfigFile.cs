@@ -81,7 +81,7 @@ internal static class ConfigFile
         }
         try
         {
-            return ApiRequest.Parse(bytes, ApiJson.Default.FullVmConfiguration, MaxFileSize);
+            return ApiRequest.Parse(bytes, ApiJson.Api.FullVmConfiguration, MaxFileSize);
         }
         catch (ApiFault f)
         {

@@ -64,6 +64,19 @@ var net = new Option<NetOptions[]>("--net")
         return [.. nets];
     },
 };
+var vsock = new Option<VsockOptions?>("--vsock")
+{
+    Description = "A virtio-vsock device, Firecracker's hybrid vsock: cid=N,uds=PATH (host programs connect to PATH and write CONNECT PORT; the guest's connections to host port P go to PATH_P)",
+    CustomParser = r =>
+    {
+        if (!VsockArgument.TryParse(r.Tokens[0].Value, out VsockOptions? v, out string? error))
+        {
+            r.AddError(error!);
+            return null;
+        }
+        return v;
+    },
+};
 var apiSock = new Option<string?>("--api-sock") { Description = "Serve Firecracker's REST API on this Unix socket; the guest starts on its InstanceStart (or at once with --config-file)" };
 var configFile = new Option<string?>("--config-file") { Description = "Configure the microVM from Firecracker's JSON configuration file and start it" };
 var noApi = new Option<bool>("--no-api") { Description = "With --config-file: no API socket (as Firecracker's --no-api)" };
@@ -71,11 +84,11 @@ var metricsPath = new Option<string?>("--metrics-path") { Description = "Write F
 var instanceId = new Option<string>("--id") { Description = "The microVM's id, as GET / reports it", DefaultValueFactory = _ => "anonymous-instance" };
 var consoleDevice = OptionValues.OneOf("--console", "The device of the guest console: COM1 (ttyS0) or a virtio-console port (hvc0: pass console=hvc0)", ConsoleDevice.Serial);
 var run = new Command("run", "Run a guest: a kernel given with --kernel, else the built-in demo guest");
-foreach (Option option in new Option[] { kernel, initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, timeout, logLevel, stats, quiet, onReset, maxReboots, rng, disk, net, consoleDevice, apiSock, configFile, noApi, metricsPath, instanceId })
+foreach (Option option in new Option[] { kernel, initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, timeout, logLevel, stats, quiet, onReset, maxReboots, rng, disk, net, vsock, consoleDevice, apiSock, configFile, noApi, metricsPath, instanceId })
 {
     run.Options.Add(option);
 }
-Option[] kernelRunOptions = [kernel, initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, onReset, maxReboots, rng, disk, net, consoleDevice];
+Option[] kernelRunOptions = [kernel, initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, onReset, maxReboots, rng, disk, net, vsock, consoleDevice];
 run.Validators.Add(r =>
 {
     // A microVM run (Firecracker's way) takes its machine from the API or the file, never from the kernel-run options.
@@ -116,7 +129,7 @@ run.Validators.Add(r =>
     {
         return;
     }
-    foreach (Option option in new Option[] { initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, logLevel, stats, onReset, maxReboots, rng, disk, net, consoleDevice })
+    foreach (Option option in new Option[] { initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, logLevel, stats, onReset, maxReboots, rng, disk, net, vsock, consoleDevice })
     {
         if (r.GetResult(option) is { Implicit: false })
         {
@@ -160,6 +173,7 @@ run.SetAction(r =>
         r.GetValue(rng),
         r.GetValue(disk) ?? [],
         r.GetValue(net) ?? [],
+        r.GetValue(vsock),
         r.GetValue(consoleDevice))));
 });
 root.Subcommands.Add(run);

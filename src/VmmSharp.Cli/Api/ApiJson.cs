@@ -36,5 +36,12 @@ internal sealed partial class ApiJson : JsonSerializerContext
     /// The context the API uses: the generated options, with quotes and apostrophes in messages left as they are
     /// (the default encoder escapes them for HTML, which these answers never go into).
     /// </summary>
-    public static ApiJson Api { get; } = new(new JsonSerializerOptions(Default.Options) { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
+    public static ApiJson Api { get; } = new(new JsonSerializerOptions
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        MaxDepth = 16,
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    });
 }

@@ -18,7 +18,7 @@ namespace VmmSharp.Cli.Api;
 internal static class MetricsReport
 {
     public static byte[] Build(DateTimeOffset now, string state, TimeSpan uptime, PcMachine? machine, VmConfiguration config,
-        ConsoleOutput? uart, RequestStatistics requests, MetricsSink sink)
+        ConsoleOutput? uart, RequestStatistics requests, LifecycleLatencies lifecycle, MetricsSink sink)
     {
         var buffer = new ArrayBufferWriter<byte>(1024);
         using (var w = new Utf8JsonWriter(buffer))
@@ -43,6 +43,10 @@ internal static class MetricsReport
             w.WriteNumber("avg", api.AvgUs);
             w.WriteNumber("max", api.MaxUs);
             w.WriteEndObject();
+            foreach ((string name, long us) in lifecycle.Last())
+            {
+                w.WriteNumber(name, us);
+            }
             w.WriteEndObject();
 
             if (machine is not null)

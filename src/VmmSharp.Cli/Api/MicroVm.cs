@@ -54,6 +54,9 @@ internal sealed class MicroVm : IDisposable
     /// <summary>The API's own counters, for the metrics.</summary>
     public RequestStatistics Requests { get; } = new();
 
+    /// <summary>The time the last pause, resume and snapshot operations took, for the metrics.</summary>
+    public LifecycleLatencies Lifecycle { get; } = new();
+
     /// <summary>Completes with the machine's result when the guest ends.</summary>
     public Task<MachineResult> Finished => _finished.Task;
 
@@ -182,8 +185,25 @@ internal sealed class MicroVm : IDisposable
             {
                 throw new ApiFault($"state '{state.State}': give Paused or Resumed");
             }
-            _ = RequireStarted(state.State == "Paused" ? "pausing" : "resuming");
-            throw new ApiFault($"{(state.State == "Paused" ? "pausing" : "resuming")} the microVM is not available yet: this build's library has no VM lifecycle (Pause/Resume)");
+            bool pause = state.State == "Paused";
+            PcMachine machine = RequireStarted(pause ? "pausing" : "resuming");
+            long start = Stopwatch.GetTimestamp();
+            try
+            {
+                if (pause)
+                {
+                    machine.Pause();
+                }
+                else
+                {
+                    machine.Resume();
+                }
+            }
+            catch (Exception e) when (e is InvalidOperationException or VmmException)
+            {
+                throw new ApiFault(e.Message);
+            }
+            Lifecycle.Record(pause ? "pause_vm" : "resume_vm", Stopwatch.GetElapsedTime(start));
         }
     }
 
@@ -277,7 +297,12 @@ internal sealed class MicroVm : IDisposable
         }
     }
 
-    private string State => _machine is null ? StateNotStarted : StateRunning;
+    private string State => _machine?.State switch
+    {
+        null or VmmSharp.Vm.VmState.Configured => StateNotStarted,
+        VmmSharp.Vm.VmState.Paused => StatePaused,
+        _ => StateRunning,
+    };
 
     private void RunMachine(PcMachine machine)
     {
@@ -315,7 +340,7 @@ internal sealed class MicroVm : IDisposable
 
     private void WriteMetrics()
     {
-        byte[] line = MetricsReport.Build(DateTimeOffset.UtcNow, State, _uptime.Elapsed, _machine, _config, _output, Requests, _metrics!);
+        byte[] line = MetricsReport.Build(DateTimeOffset.UtcNow, State, _uptime.Elapsed, _machine, _config, _output, Requests, Lifecycle, _metrics!);
         _metrics!.WriteLine(line);
     }
 

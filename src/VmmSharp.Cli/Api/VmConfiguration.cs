@@ -159,12 +159,17 @@ internal sealed class VmConfiguration
         Replace(_networks, n => n.IfaceId == net.IfaceId, net);
     }
 
-#pragma warning disable CA1822 // an instance member: it keeps the device once vmm has virtio-vsock
     public void SetVsock(Vsock vsock)
-#pragma warning restore CA1822
     {
-        _ = vsock;
-        throw new ApiFault("vsock is not available yet: vmm has no virtio-vsock device in this build");
+        if (vsock.GuestCid is < 3 or > 0xFFFF_FFFE)
+        {
+            throw new ApiFault($"vsock: guest_cid {vsock.GuestCid} is reserved or too large: give 3 to 4294967294");
+        }
+        if (vsock.UdsPath.Length == 0 || vsock.UdsPath.Contains('\0', StringComparison.Ordinal))
+        {
+            throw new ApiFault($"vsock: uds_path '{vsock.UdsPath}': give the path of the Unix socket to create");
+        }
+        Vsock = vsock;
     }
 
     public void SetEntropy(EntropyDevice entropy)
@@ -222,6 +227,7 @@ internal sealed class VmConfiguration
                 Serial = d.DriveId.Length <= MaxSerialLength ? d.DriveId : d.DriveId[..MaxSerialLength],
             })],
             Networks = [.. _networks.Select(n => new NetOptions(n.HostDevName) { Mac = n.GuestMac is { } m ? NetArgument.ParseMac(m) : null })],
+            Vsock = Vsock is { } v ? new VsockOptions((ulong)v.GuestCid, v.UdsPath) : null,
         };
     }
 

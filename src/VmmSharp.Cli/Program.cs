@@ -64,9 +64,22 @@ var net = new Option<NetOptions[]>("--net")
         return [.. nets];
     },
 };
+var vsock = new Option<VsockOptions?>("--vsock")
+{
+    Description = "A virtio-vsock device, Firecracker's hybrid vsock: cid=N,uds=PATH (host programs connect to PATH and write CONNECT PORT; the guest's connections to host port P go to PATH_P)",
+    CustomParser = r =>
+    {
+        if (!VsockArgument.TryParse(r.Tokens[0].Value, out VsockOptions? v, out string? error))
+        {
+            r.AddError(error!);
+            return null;
+        }
+        return v;
+    },
+};
 var consoleDevice = OptionValues.OneOf("--console", "The device of the guest console: COM1 (ttyS0) or a virtio-console port (hvc0: pass console=hvc0)", ConsoleDevice.Serial);
 var run = new Command("run", "Run a guest: a kernel given with --kernel, else the built-in demo guest");
-foreach (Option option in new Option[] { kernel, initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, timeout, logLevel, stats, quiet, onReset, maxReboots, rng, disk, net, consoleDevice })
+foreach (Option option in new Option[] { kernel, initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, timeout, logLevel, stats, quiet, onReset, maxReboots, rng, disk, net, vsock, consoleDevice })
 {
     run.Options.Add(option);
 }
@@ -77,7 +90,7 @@ run.Validators.Add(r =>
     {
         return;
     }
-    foreach (Option option in new Option[] { initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, logLevel, stats, onReset, maxReboots, rng, disk, net, consoleDevice })
+    foreach (Option option in new Option[] { initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, logLevel, stats, onReset, maxReboots, rng, disk, net, vsock, consoleDevice })
     {
         if (r.GetResult(option) is { Implicit: false })
         {
@@ -109,6 +122,7 @@ run.SetAction(r =>
         r.GetValue(rng),
         r.GetValue(disk) ?? [],
         r.GetValue(net) ?? [],
+        r.GetValue(vsock),
         r.GetValue(consoleDevice))));
 });
 root.Subcommands.Add(run);
@@ -117,9 +131,11 @@ var bench = new Command("bench", "Benchmarks");
 var exitsCount = OptionValues.Count("--exits", "Exits per round", 20000, 1, 100_000_000);
 var rounds = OptionValues.Count("--rounds", "Rounds per variant (the median is reported)", 9, 1, 10_000);
 var exits = new Command("exits", "Round trip of a port-I/O exit through the dispatcher against a bare KVM_RUN loop");
+var exitDevices = new Option<bool>("--devices") { Description = "Give each VM an irqchip, a virtio-blk disk and a virtio-rng (ioeventfd, irqfd, event loop running)" };
 exits.Options.Add(exitsCount);
 exits.Options.Add(rounds);
-exits.SetAction(r => Guarded(() => ExitBench.Run(r.GetValue(exitsCount), r.GetValue(rounds))));
+exits.Options.Add(exitDevices);
+exits.SetAction(r => Guarded(() => ExitBench.Run(r.GetValue(exitsCount), r.GetValue(rounds), r.GetValue(exitDevices))));
 bench.Subcommands.Add(exits);
 
 var guestOption = new Option<string?>("--guest") { Description = "The PVH marker guest (default: build tests/guests/marker)" };
@@ -147,6 +163,29 @@ fallbackBench.Options.Add(emulatedOption);
 fallbackBench.Options.Add(fallbackRounds);
 fallbackBench.SetAction(r => Guarded(() => FallbackBench.Run(r.GetValue(emulatedOption), r.GetValue(fallbackRounds))));
 bench.Subcommands.Add(fallbackBench);
+
+var benchGuest = new Option<string?>("--guest") { Description = "The virtio-bench guest (default: build tests/guests/virtio-bench)" };
+var benchRounds = OptionValues.Count("--rounds", "Rounds of each (the median is reported)", 3, 1, 1000);
+var blkRequests = OptionValues.Count("--requests", "4 KiB requests per test and round", 50000, 256, 100_000_000);
+var blkDiskMiB = OptionValues.Count("--disk-mib", "Size of the raw image the guest reads and writes, in MiB", 64, 1, 65536);
+var blkBench = new Command("blk", "virtio-blk IOPS: 4 KiB sequential and random reads and writes, deep queue, against QEMU microvm");
+foreach (Option option in new Option[] { benchGuest, vmmOption, qemuOption, benchRounds, blkRequests, blkDiskMiB })
+{
+    blkBench.Options.Add(option);
+}
+blkBench.SetAction(r => Guarded(() => BlkBench.Run(r.GetValue(benchGuest), r.GetValue(vmmOption), r.GetValue(qemuOption),
+    r.GetValue(benchRounds), r.GetValue(blkRequests), r.GetValue(blkDiskMiB))));
+bench.Subcommands.Add(blkBench);
+
+var netFrames = OptionValues.Count("--frames", "Frames each way per round", 100000, 256, 100_000_000);
+var netBench = new Command("net", "virtio-net packets per second guest->TAP and TAP->guest, in a network namespace of its own, against QEMU microvm");
+foreach (Option option in new Option[] { benchGuest, vmmOption, qemuOption, benchRounds, netFrames })
+{
+    netBench.Options.Add(option);
+}
+netBench.SetAction(r => Guarded(() => NetBench.Run(r.GetValue(benchGuest), r.GetValue(vmmOption), r.GetValue(qemuOption),
+    r.GetValue(benchRounds), r.GetValue(netFrames))));
+bench.Subcommands.Add(netBench);
 root.Subcommands.Add(bench);
 
 ParseResult parsed = root.Parse(args);

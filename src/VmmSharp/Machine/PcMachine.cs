@@ -153,10 +153,12 @@ public sealed partial class PcMachine : IDisposable
             IoBus.Register(I8042.DataPortAddress, 1, Keyboard.DataPort);
             IoBus.Register(I8042.CommandPortAddress, 1, Keyboard.CommandPort);
             ulong below4G = Math.Min(options.MemorySize, Layout.MmioHoleStart);
-            IoBus.Register(CmosRtc.DefaultPort, CmosRtc.PortCount, new CmosRtc(below4G, options.MemorySize - below4G));
+            _cmos = new CmosRtc(below4G, options.MemorySize - below4G);
+            IoBus.Register(CmosRtc.DefaultPort, CmosRtc.PortCount, _cmos);
             IoBus.Register(DebugExitDevice.DefaultPort, DebugExitDevice.DefaultPortCount, new DebugExitDevice(OnDebugExit));
-            IoBus.Register(Layout.AcpiSleepControlPort, AcpiSleepControl.PortCount, new AcpiSleepControl(OnAcpiSleep));
-            IoBus.Register(FwCfg.DefaultPort, FwCfg.PortCount, new FwCfg(new FwCfgOptions
+            _acpiSleep = new AcpiSleepControl(OnAcpiSleep);
+            IoBus.Register(Layout.AcpiSleepControlPort, AcpiSleepControl.PortCount, _acpiSleep);
+            _fwCfg = new FwCfg(new FwCfgOptions
             {
                 CpuCount = (ushort)options.CpuCount,
                 RamSize = options.MemorySize,
@@ -166,7 +168,8 @@ public sealed partial class PcMachine : IDisposable
                 KernelSize = (uint)kernel.Length,
                 InitrdAddress = (uint)(Boot.InitrdAddress ?? 0),
                 InitrdSize = (uint)initrd.Length,
-            }));
+            });
+            IoBus.Register(FwCfg.DefaultPort, FwCfg.PortCount, _fwCfg);
 
             for (int i = 0; i < options.CpuCount; i++)
             {

@@ -229,6 +229,14 @@ startup.Options.Add(runsOption);
 startup.SetAction(r => Guarded(() => StartupBench.Run(r.GetValue(guestOption), r.GetValue(vmmOption), r.GetValue(qemuOption), r.GetValue(runsOption))));
 bench.Subcommands.Add(startup);
 
+var apiRunsOption = OptionValues.Count("--runs", "Runs of each", 15, 1, 10_000);
+var apiBench = new Command("api", "What --api-sock costs: time to the socket accepting and to the guest's marker, and peak RSS, against a plain run");
+apiBench.Options.Add(guestOption);
+apiBench.Options.Add(vmmOption);
+apiBench.Options.Add(apiRunsOption);
+apiBench.SetAction(r => Guarded(() => ApiBench.Run(r.GetValue(guestOption), r.GetValue(vmmOption), r.GetValue(apiRunsOption))));
+bench.Subcommands.Add(apiBench);
+
 var recallsOption = OptionValues.Count("--recalls", "How many recalls", 2000, 1, 10_000_000);
 var recall = new Command("recall", "Time from Recall() on another thread to the Recall handler on the vCPU's thread");
 recall.Options.Add(recallsOption);

@@ -28,12 +28,11 @@ internal sealed class VsockTestGuest : IDisposable
     private readonly uint[] _rxLength = new uint[RingSize];
     private ushort _nextRx, _nextTx, _seenUsed;
 
-    public VsockTestGuest(string socketPath, int maxConnections = VirtioVsock.DefaultMaxConnections)
+    public VsockTestGuest(string socketPath, int maxConnections = VirtioVsock.DefaultMaxConnections, VmmSharp.Devices.IIrqLine? irq = null)
     {
         Memory = GuestMemory.WithRam(8 << 20);
         Device = new VirtioVsock(Cid, socketPath, maxConnections: maxConnections);
-        Irq = new RecordingIrqLine();
-        Transport = new VirtioMmioTransport(Device, Memory, 0xd000_0000, Irq);
+        Transport = new VirtioMmioTransport(Device, Memory, 0xd000_0000, irq ?? new RecordingIrqLine());
         var driver = new MmioDriver(Transport);
         Assert.True(driver.Negotiate(VirtioFeatures.Common));
         driver.SetUpQueue(0, RingSize, RxDesc, RxAvail, RxUsed);
@@ -51,8 +50,6 @@ internal sealed class VsockTestGuest : IDisposable
     public VirtioVsock Device { get; }
 
     public VirtioMmioTransport Transport { get; }
-
-    public RecordingIrqLine Irq { get; }
 
     public MmioDriver Driver { get; }
 

@@ -131,9 +131,11 @@ var bench = new Command("bench", "Benchmarks");
 var exitsCount = OptionValues.Count("--exits", "Exits per round", 20000, 1, 100_000_000);
 var rounds = OptionValues.Count("--rounds", "Rounds per variant (the median is reported)", 9, 1, 10_000);
 var exits = new Command("exits", "Round trip of a port-I/O exit through the dispatcher against a bare KVM_RUN loop");
+var exitDevices = new Option<bool>("--devices") { Description = "Give each VM an irqchip, a virtio-blk disk and a virtio-rng (ioeventfd, irqfd, event loop running)" };
 exits.Options.Add(exitsCount);
 exits.Options.Add(rounds);
-exits.SetAction(r => Guarded(() => ExitBench.Run(r.GetValue(exitsCount), r.GetValue(rounds))));
+exits.Options.Add(exitDevices);
+exits.SetAction(r => Guarded(() => ExitBench.Run(r.GetValue(exitsCount), r.GetValue(rounds), r.GetValue(exitDevices))));
 bench.Subcommands.Add(exits);
 
 var guestOption = new Option<string?>("--guest") { Description = "The PVH marker guest (default: build tests/guests/marker)" };
@@ -161,6 +163,29 @@ fallbackBench.Options.Add(emulatedOption);
 fallbackBench.Options.Add(fallbackRounds);
 fallbackBench.SetAction(r => Guarded(() => FallbackBench.Run(r.GetValue(emulatedOption), r.GetValue(fallbackRounds))));
 bench.Subcommands.Add(fallbackBench);
+
+var benchGuest = new Option<string?>("--guest") { Description = "The virtio-bench guest (default: build tests/guests/virtio-bench)" };
+var benchRounds = OptionValues.Count("--rounds", "Rounds of each (the median is reported)", 3, 1, 1000);
+var blkRequests = OptionValues.Count("--requests", "4 KiB requests per test and round", 50000, 256, 100_000_000);
+var blkDiskMiB = OptionValues.Count("--disk-mib", "Size of the raw image the guest reads and writes, in MiB", 64, 1, 65536);
+var blkBench = new Command("blk", "virtio-blk IOPS: 4 KiB sequential and random reads and writes, deep queue, against QEMU microvm");
+foreach (Option option in new Option[] { benchGuest, vmmOption, qemuOption, benchRounds, blkRequests, blkDiskMiB })
+{
+    blkBench.Options.Add(option);
+}
+blkBench.SetAction(r => Guarded(() => BlkBench.Run(r.GetValue(benchGuest), r.GetValue(vmmOption), r.GetValue(qemuOption),
+    r.GetValue(benchRounds), r.GetValue(blkRequests), r.GetValue(blkDiskMiB))));
+bench.Subcommands.Add(blkBench);
+
+var netFrames = OptionValues.Count("--frames", "Frames each way per round", 100000, 256, 100_000_000);
+var netBench = new Command("net", "virtio-net packets per second guest->TAP and TAP->guest, in a network namespace of its own, against QEMU microvm");
+foreach (Option option in new Option[] { benchGuest, vmmOption, qemuOption, benchRounds, netFrames })
+{
+    netBench.Options.Add(option);
+}
+netBench.SetAction(r => Guarded(() => NetBench.Run(r.GetValue(benchGuest), r.GetValue(vmmOption), r.GetValue(qemuOption),
+    r.GetValue(benchRounds), r.GetValue(netFrames))));
+bench.Subcommands.Add(netBench);
 root.Subcommands.Add(bench);
 
 ParseResult parsed = root.Parse(args);

@@ -508,4 +508,47 @@ public sealed class VirtioVsockTests : IDisposable
         {
         }
     }
+    [Fact]
+    public void A_restored_device_has_no_connections_and_tells_the_guest_with_a_TRANSPORT_RESET_event()
+    {
+        VsockTestGuest g = Guest();
+        g.PostEvent();
+        Own(g.ConnectToHost(HostListener(5000), 5000, 40000));
+        Assert.Equal(0, g.EventUsedIdx); // no event while running
+        byte[] state = StateRoundTrip.Save(g.Device);
+
+        using var restored = new VirtioVsock(Cid, Path.Combine(_dir, "restored.sock"));
+        StateRoundTrip.Restore(restored, state, "vsock");
+        restored.BindRestored(g.Memory, new NullInterrupt(), "vsock");
+
+        Assert.True(restored.IsActive);
+        Assert.Equal(0, restored.ConnectionCount);
+        Assert.Equal(1, g.EventUsedIdx);
+        Assert.Equal(0u, g.Memory.Read<uint>(EventBuffer)); // VIRTIO_VSOCK_EVENT_TRANSPORT_RESET
+    }
+
+    [Fact]
+    public void A_paused_device_leaves_host_bytes_in_the_socket_until_it_resumes()
+    {
+        VsockTestGuest g = Guest();
+        Socket host = Own(g.ConnectToHost(HostListener(5000), 5000, 40000));
+        g.Device.Pause();
+
+        host.Send("while paused"u8.ToArray());
+        Assert.Empty(g.Poll());
+
+        g.Device.Resume();
+        Assert.Equal("while paused", Encoding.ASCII.GetString(g.Received().Single().Payload));
+    }
+
+    private sealed class NullInterrupt : VmmSharp.Devices.Virtio.IVirtioInterrupt
+    {
+        public void SignalUsedBuffers()
+        {
+        }
+
+        public void SignalConfigChange()
+        {
+        }
+    }
 }

@@ -149,14 +149,16 @@ public sealed partial class PcMachine : IDisposable
             IoBus = new IoBus(_logger);
             Serial = new Serial8250(output, IrqchipLine.For(_vm.Handle, Com1Irq));
             IoBus.Register(Com1Port, Serial8250.PortCount, Serial);
-            var i8042 = new I8042(OnGuestReset, IrqchipLine.For(_vm.Handle, KeyboardIrq), IrqchipLine.For(_vm.Handle, AuxIrq));
-            IoBus.Register(I8042.DataPortAddress, 1, i8042.DataPort);
-            IoBus.Register(I8042.CommandPortAddress, 1, i8042.CommandPort);
+            _i8042 = new I8042(OnGuestReset, IrqchipLine.For(_vm.Handle, KeyboardIrq), IrqchipLine.For(_vm.Handle, AuxIrq));
+            IoBus.Register(I8042.DataPortAddress, 1, _i8042.DataPort);
+            IoBus.Register(I8042.CommandPortAddress, 1, _i8042.CommandPort);
             ulong below4G = Math.Min(options.MemorySize, Layout.MmioHoleStart);
-            IoBus.Register(CmosRtc.DefaultPort, CmosRtc.PortCount, new CmosRtc(below4G, options.MemorySize - below4G));
+            _cmos = new CmosRtc(below4G, options.MemorySize - below4G);
+            IoBus.Register(CmosRtc.DefaultPort, CmosRtc.PortCount, _cmos);
             IoBus.Register(DebugExitDevice.DefaultPort, DebugExitDevice.DefaultPortCount, new DebugExitDevice(OnDebugExit));
-            IoBus.Register(Layout.AcpiSleepControlPort, AcpiSleepControl.PortCount, new AcpiSleepControl(OnAcpiSleep));
-            IoBus.Register(FwCfg.DefaultPort, FwCfg.PortCount, new FwCfg(new FwCfgOptions
+            _acpiSleep = new AcpiSleepControl(OnAcpiSleep);
+            IoBus.Register(Layout.AcpiSleepControlPort, AcpiSleepControl.PortCount, _acpiSleep);
+            _fwCfg = new FwCfg(new FwCfgOptions
             {
                 CpuCount = (ushort)options.CpuCount,
                 RamSize = options.MemorySize,
@@ -166,7 +168,8 @@ public sealed partial class PcMachine : IDisposable
                 KernelSize = (uint)kernel.Length,
                 InitrdAddress = (uint)(Boot.InitrdAddress ?? 0),
                 InitrdSize = (uint)initrd.Length,
-            }));
+            });
+            IoBus.Register(FwCfg.DefaultPort, FwCfg.PortCount, _fwCfg);
 
             for (int i = 0; i < options.CpuCount; i++)
             {

@@ -18,7 +18,7 @@ namespace VmmSharp.Devices.Legacy;
 /// line and raises it again (the chip empties the buffer, then loads the next byte), which an edge-triggered PIC
 /// sees as a new interrupt.</para>
 /// </remarks>
-public sealed class I8042
+public sealed partial class I8042
 {
     /// <summary>The data port.</summary>
     public const ushort DataPortAddress = 0x60;

@@ -149,9 +149,9 @@ public sealed partial class PcMachine : IDisposable
             IoBus = new IoBus(_logger);
             Serial = new Serial8250(output, IrqchipLine.For(_vm.Handle, Com1Irq));
             IoBus.Register(Com1Port, Serial8250.PortCount, Serial);
-            _i8042 = new I8042(OnGuestReset, IrqchipLine.For(_vm.Handle, KeyboardIrq), IrqchipLine.For(_vm.Handle, AuxIrq));
-            IoBus.Register(I8042.DataPortAddress, 1, _i8042.DataPort);
-            IoBus.Register(I8042.CommandPortAddress, 1, _i8042.CommandPort);
+            Keyboard = new I8042(OnGuestReset, IrqchipLine.For(_vm.Handle, KeyboardIrq), IrqchipLine.For(_vm.Handle, AuxIrq));
+            IoBus.Register(I8042.DataPortAddress, 1, Keyboard.DataPort);
+            IoBus.Register(I8042.CommandPortAddress, 1, Keyboard.CommandPort);
             ulong below4G = Math.Min(options.MemorySize, Layout.MmioHoleStart);
             _cmos = new CmosRtc(below4G, options.MemorySize - below4G);
             IoBus.Register(CmosRtc.DefaultPort, CmosRtc.PortCount, _cmos);
@@ -212,6 +212,9 @@ public sealed partial class PcMachine : IDisposable
 
     /// <summary>COM1, whose host side is <see cref="MachineOptions.Console"/>; input may also be queued directly (<see cref="Serial8250.EnqueueInput"/>).</summary>
     public Serial8250 Serial { get; }
+
+    /// <summary>The i8042 keyboard controller (its reset line ends or reboots the run); <see cref="I8042.SendCtrlAltDel"/> asks the guest to reboot.</summary>
+    public I8042 Keyboard { get; }
 
     /// <summary>
     /// Runs the guest until it ends the run (debug-exit, shutdown, reset), fails, is stopped with

@@ -293,7 +293,100 @@ public class VmmCommandTests
         Assert.Matches(@"\nexit: vmm [0-9.]+ ms\n", o.Stdout);
     }
 
+    private static string Apphost => Path.Combine(AppContext.BaseDirectory, "vmm"); // the benches spawn it as a command
+
+    private static bool QemuOnPath => (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':')
+        .Any(d => File.Exists(Path.Combine(d, "qemu-system-x86_64")));
+
+    private static void EnsureQemu()
+    {
+        if (!QemuOnPath)
+        {
+            Assert.Skip("qemu-system-x86_64 is not on PATH (apt-get install qemu-system-x86): the comparison was not run");
+        }
+    }
+
+    private static double[] Numbers(Match m) =>
+        [.. m.Groups.Cast<Group>().Skip(1).Select(g => double.Parse(g.Value, CultureInfo.InvariantCulture))];
+
+    [Fact]
+    public void BlkBenchReportsEachTestsIopsAndEndsWithTheSummaryLine()
+    {
+        KvmRequirement.Ensure();
+        Outcome o = Vmm("", "bench", "blk", "--rounds", "1", "--requests", "2000", "--disk-mib", "8", "--guest", TestGuests.VirtioBenchKernel, "--vmm", Apphost);
+        Assert.True(o.Status == 0, o.Stderr + o.Stdout);
+        foreach (string test in new[] { "seqread", "randread", "seqwrite", "randwrite" })
+        {
+            Match row = Regex.Match(o.Stdout, $@"
+  {test} +([0-9]+) +([0-9.]+)
+");
+            Assert.True(row.Success, o.Stdout);
+            Assert.All(Numbers(row), v => Assert.True(v > 0, row.Value));
+        }
+        Match last = Regex.Match(o.Stdout, @"
+blk: vmm ([0-9]+) IOPS \(([0-9.]+) MiB/s\)
+$");
+        Assert.True(last.Success, o.Stdout);
+        Assert.All(Numbers(last), v => Assert.True(v > 0, last.Value));
+    }
+
+    [Fact]
+    public void BlkBenchAgainstQemuEndsWithBothAndTheirRatio()
+    {
+        KvmRequirement.Ensure();
+        EnsureQemu();
+        Outcome o = Vmm("", "bench", "blk", "--qemu", "--rounds", "1", "--requests", "2000", "--disk-mib", "8", "--guest", TestGuests.VirtioBenchKernel, "--vmm", Apphost);
+        Assert.True(o.Status == 0, o.Stderr + o.Stdout);
+        Assert.Single(Regex.Matches(o.Stdout, @"round 1 qemu seqread +[0-9]+ IOPS"));
+        Match last = Regex.Match(o.Stdout, @"
+blk: vmm ([0-9]+) IOPS, qemu ([0-9]+) IOPS, ratio ([0-9.]+)
+$");
+        Assert.True(last.Success, o.Stdout);
+        Assert.All(Numbers(last), v => Assert.True(v > 0, last.Value));
+    }
+
+    [Fact]
+    public void NetBenchReportsBothDirectionsAndEndsWithTheSummaryLine()
+    {
+        KvmRequirement.Ensure();
+        string[] qemu = QemuOnPath ? ["--qemu"] : []; // the namespace, TAP and sender are the same either way
+        Outcome o = Vmm("", ["bench", "net", .. qemu, "--rounds", "1", "--frames", "2000", "--guest", TestGuests.VirtioBenchKernel, "--vmm", Apphost]);
+        Assert.True(o.Status == 0, o.Stderr + o.Stdout);
+        foreach (string test in new[] { "tx", "rx" })
+        {
+            Match row = Regex.Match(o.Stdout, $@"
+  {test} +([0-9]+)");
+            Assert.True(row.Success, o.Stdout);
+            Assert.True(Numbers(row)[0] > 0, row.Value);
+        }
+        Match last = QemuOnPath
+            ? Regex.Match(o.Stdout, @"
+net: vmm ([0-9]+) pps, qemu ([0-9]+) pps, ratio ([0-9.]+)
+$")
+            : Regex.Match(o.Stdout, @"
+net: vmm ([0-9]+) pps
+$");
+        Assert.True(last.Success, o.Stdout);
+        Assert.All(Numbers(last), v => Assert.True(v > 0, last.Value));
+    }
+
+    [Fact]
+    public void ExitBenchWithDevicesAttachedSaysSoAndEndsWithTheRatio()
+    {
+        KvmRequirement.Ensure();
+        Outcome o = Vmm("", "bench", "exits", "--devices", "--exits", "500", "--rounds", "1");
+        Assert.True(o.Status == 0, o.Stderr + o.Stdout);
+        Assert.Contains("virtio-blk and virtio-rng on ioeventfd/irqfd", o.Stdout, StringComparison.Ordinal);
+        Match last = Regex.Match(o.Stdout, @"
+exit round trip: dispatcher ([0-9]+) ns, raw ([0-9]+) ns, ratio ([0-9.]+)
+$");
+        Assert.True(last.Success, o.Stdout);
+        Assert.All(Numbers(last), v => Assert.True(v > 0, last.Value));
+    }
+
     [Theory]
+    [InlineData("blk --requests 10", "--requests '10': give a whole number from 256 to")]
+    [InlineData("net --frames 0", "--frames '0': give a whole number from 256 to")]
     [InlineData("startup --runs 0", "--runs '0': give a whole number from 1 to 10000")]
     [InlineData("exits --exits 0", "--exits '0': give a whole number from 1 to")]
     [InlineData("exits --rounds -5", "--rounds '-5': give a whole number from 1 to")]

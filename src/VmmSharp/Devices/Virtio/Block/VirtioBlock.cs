@@ -52,6 +52,7 @@ public sealed partial class VirtioBlock : VirtioDevice
     private readonly ILogger? _logger;
     private volatile bool _stopping;
     private volatile bool _notified;
+    private long _workerAllocated;
 
     /// <summary>Opens <paramref name="path"/> as the disk.</summary>
     /// <param name="path">A raw image; its size is rounded down to whole sectors.</param>
@@ -111,6 +112,13 @@ public sealed partial class VirtioBlock : VirtioDevice
 
     /// <summary>The disk's size in 512-byte sectors.</summary>
     public ulong Capacity { get; }
+
+    /// <summary>
+    /// Managed bytes the disk's worker thread has allocated since it started, as of its last batch of requests
+    /// (<see cref="GC.GetAllocatedBytesForCurrentThread"/> on that thread): a diagnostic for the rule that serving a
+    /// request allocates nothing.
+    /// </summary>
+    public long WorkerAllocatedBytes => Volatile.Read(ref _workerAllocated);
 
     /// <summary>How many requests were completed (with any status).</summary>
     public long Completed { get; private set; }
@@ -207,6 +215,7 @@ public sealed partial class VirtioBlock : VirtioDevice
                         Drain(0, _chain, _handle);
                     }
                 }
+                Volatile.Write(ref _workerAllocated, GC.GetAllocatedBytesForCurrentThread());
             }
         }
     }

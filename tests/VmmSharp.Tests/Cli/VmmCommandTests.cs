@@ -398,4 +398,66 @@ $");
         Assert.Contains(expected, Assert.Single(o.StderrLines), StringComparison.Ordinal);
         Assert.Equal("", o.Stdout);
     }
+    [Fact]
+    public void RunWithVsockCreatesItsSocketAndRemovesItAtExit()
+    {
+        KvmRequirement.Ensure();
+        string dir = Directory.CreateTempSubdirectory("vmmsharp-vsock-cli").FullName;
+        try
+        {
+            string uds = Path.Combine(dir, "vm.vsock");
+            Outcome o = Vmm("", "run", "--kernel", TestGuests.MarkerKernel, "--vsock", $"cid=3,uds={uds}");
+            Assert.True(o.Status == 1, o.Stderr);
+            Assert.Equal("VMM-MARKER", o.Stdout.Trim());
+            Assert.Equal("", o.Stderr);
+            Assert.False(File.Exists(uds), "vmm left its vsock socket behind");
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void AVsockSocketPathInUseIsOneLineNamingIt()
+    {
+        KvmRequirement.Ensure();
+        string dir = Directory.CreateTempSubdirectory("vmmsharp-vsock-cli").FullName;
+        try
+        {
+            string uds = Path.Combine(dir, "busy.vsock");
+            using var other = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+            other.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(uds));
+            other.Listen(1);
+            Outcome o = Vmm("", "run", "--kernel", TestGuests.MarkerKernel, "--vsock", $"cid=3,uds={uds}");
+            Assert.Equal(1, o.Status);
+            string line = Assert.Single(o.StderrLines);
+            Assert.Contains($"'{uds}' is in use", line, StringComparison.Ordinal);
+            Assert.True(File.Exists(uds), "vmm removed a socket that was not its own");
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Theory]
+    [InlineData("cid=2,uds=/tmp/x.vsock", "cid 2 is reserved")]
+    [InlineData("uds=/tmp/x.vsock", "the cid is missing")]
+    [InlineData("cid=3,port=9", "cannot use 'port=9'")]
+    public void ABadVsockArgumentIsOneLineNamingIt(string value, string expected)
+    {
+        Outcome o = Vmm("", "run", "--kernel", "/nonexistent", "--vsock", value);
+        Assert.Equal(1, o.Status);
+        Assert.Contains(expected, Assert.Single(o.StderrLines), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void InfoListsVsockAmongTheVirtioDevices()
+    {
+        KvmRequirement.Ensure();
+        Outcome o = Vmm("", "info");
+        Assert.Equal(0, o.Status);
+        Assert.Matches(@"virtio devices: .*vsock \(--vsock", o.Stdout);
+    }
 }

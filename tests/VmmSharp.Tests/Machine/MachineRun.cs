@@ -31,7 +31,9 @@ internal sealed class MachineRun
     /// <param name="deadline">The run's deadline.</param>
     /// <param name="stopWhen">Ends the run early (status 0, outcome Stopped) once the output so far satisfies it; checked at each line's end.</param>
     /// <param name="afterRun">Looks at the machine after the run, before it is disposed.</param>
-    public static MachineRun Start(MachineOptions options, TimeSpan deadline, Func<string, bool>? stopWhen = null, Action<PcMachine>? afterRun = null)
+    /// <param name="beforeRun">Gets the machine once it is built, before it runs (to stop it from another thread, say).</param>
+    public static MachineRun Start(MachineOptions options, TimeSpan deadline, Func<string, bool>? stopWhen = null, Action<PcMachine>? afterRun = null,
+        Action<PcMachine>? beforeRun = null)
     {
         var serial = new WatchedStream();
         using var output = new ConsoleOutput(serial);
@@ -46,6 +48,7 @@ internal sealed class MachineRun
                 }
             };
         }
+        beforeRun?.Invoke(machine);
         MachineResult result = machine.Run();
         Assert.True(output.Flush(TimeSpan.FromSeconds(10)), "the guest's output did not drain");
         afterRun?.Invoke(machine);

@@ -14,6 +14,7 @@ public sealed class VirtioLinuxNetTests(LinuxNetworkBoot boot) : IClassFixture<L
     public void Linux_configures_eth0_on_virtio_net_through_ip_on_the_command_line()
     {
         LinuxNetworkBoot.Outcome o = boot.Get();
+        TestContext.Current.TestOutputHelper?.WriteLine($"IP-Config: Complete after {o.ConfiguredAfter?.TotalSeconds:0.0} s of the run");
 
         Assert.True(o.Run.Result.Outcome == MachineOutcome.Stopped, $"the run did not end as the test asked\n{o.Run.Describe()}");
         o.Run.AssertLineStartsWith("IP-Config: Complete:");

@@ -64,9 +64,22 @@ var net = new Option<NetOptions[]>("--net")
         return [.. nets];
     },
 };
+var vsock = new Option<VsockOptions?>("--vsock")
+{
+    Description = "A virtio-vsock device, Firecracker's hybrid vsock: cid=N,uds=PATH (host programs connect to PATH and write CONNECT PORT; the guest's connections to host port P go to PATH_P)",
+    CustomParser = r =>
+    {
+        if (!VsockArgument.TryParse(r.Tokens[0].Value, out VsockOptions? v, out string? error))
+        {
+            r.AddError(error!);
+            return null;
+        }
+        return v;
+    },
+};
 var consoleDevice = OptionValues.OneOf("--console", "The device of the guest console: COM1 (ttyS0) or a virtio-console port (hvc0: pass console=hvc0)", ConsoleDevice.Serial);
 var run = new Command("run", "Run a guest: a kernel given with --kernel, else the built-in demo guest");
-foreach (Option option in new Option[] { kernel, initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, timeout, logLevel, stats, quiet, onReset, maxReboots, rng, disk, net, consoleDevice })
+foreach (Option option in new Option[] { kernel, initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, timeout, logLevel, stats, quiet, onReset, maxReboots, rng, disk, net, vsock, consoleDevice })
 {
     run.Options.Add(option);
 }
@@ -77,7 +90,7 @@ run.Validators.Add(r =>
     {
         return;
     }
-    foreach (Option option in new Option[] { initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, logLevel, stats, onReset, maxReboots, rng, disk, net, consoleDevice })
+    foreach (Option option in new Option[] { initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, logLevel, stats, onReset, maxReboots, rng, disk, net, vsock, consoleDevice })
     {
         if (r.GetResult(option) is { Implicit: false })
         {
@@ -109,6 +122,7 @@ run.SetAction(r =>
         r.GetValue(rng),
         r.GetValue(disk) ?? [],
         r.GetValue(net) ?? [],
+        r.GetValue(vsock),
         r.GetValue(consoleDevice))));
 });
 root.Subcommands.Add(run);

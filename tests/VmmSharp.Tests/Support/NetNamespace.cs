@@ -5,9 +5,9 @@ using Microsoft.Win32.SafeHandles;
 namespace VmmSharp.Tests.Support;
 
 /// <summary>
-/// A network namespace of the test's own (<c>ip netns add</c>), so a TAP, its address and the host-side sockets never
-/// touch the host's real network; deleted (with everything in it) on dispose. Needs root, /dev/net/tun and iproute2:
-/// <see cref="Create"/> skips the test with that reason where they are missing.
+/// A network namespace of the test's own (<c>ip netns add</c>), deleted on dispose: network tests touch no interface of
+/// the host's. <see cref="Run{T}"/> runs code on a thread that joined it, so the TAPs and sockets that code opens
+/// belong to the namespace (and stay there when other threads use them).
 /// </summary>
 internal sealed partial class NetNamespace : IDisposable
 {
@@ -15,24 +15,40 @@ internal sealed partial class NetNamespace : IDisposable
 
     public string Name { get; }
 
-    /// <summary>Makes a fresh namespace with its loopback up.</summary>
+    /// <summary>Why the host cannot make one (not root, no /dev/net/tun, no iproute2), or null when it can.</summary>
+    public static string? Unavailable()
+        => Environment.UserName != "root" ? "needs root"
+            : !File.Exists("/dev/net/tun") ? "needs /dev/net/tun"
+            : !TryIp("-V") ? "needs iproute2 (ip)"
+            : null;
+
     public static NetNamespace Create()
     {
-        if (Environment.UserName != "root" || !File.Exists("/dev/net/tun") || !RunIp("-V", out _))
-        {
-            Assert.Skip("not run: needs root, /dev/net/tun and iproute2 to make a TAP in a network namespace of its own");
-        }
         var ns = new NetNamespace($"vmmsharp-{Guid.NewGuid():N}"[..20]);
-        Assert.True(RunIp($"netns add {ns.Name}", out string error), $"ip netns add {ns.Name}: {error}");
+        RunIp("netns add " + ns.Name, check: true);
+        return ns;
+    }
+
+    /// <summary>A namespace for a test that needs one; skips the test with the reason where the host cannot make it.</summary>
+    public static NetNamespace CreateOrSkip()
+    {
+        if (Unavailable() is { } why)
+        {
+            Assert.Skip($"not run: {why} to make a TAP in a network namespace of its own");
+        }
+        NetNamespace ns = Create();
         ns.Ip("link set lo up");
         return ns;
     }
 
-    /// <summary>A persistent TAP in the namespace with the host side's address, up, IPv4 only: what a VMM then attaches to by name.</summary>
+    /// <summary>Runs <c>ip -n NAME arguments</c>; fails the test if it fails.</summary>
+    public string Ip(string arguments) => RunIp($"-n {Name} {arguments}", check: true);
+
+    /// <summary>A persistent TAP in the namespace with the host side's MAC and address, up, IPv4 only: what a VMM then attaches to by name.</summary>
     public void AddTap(string tap, string hostMac, string hostAddress)
     {
         Ip($"tuntap add dev {tap} mode tap vnet_hdr");
-        // No IPv6 on it: its router solicitations and MLD reports would take receive buffers the test counts.
+        // No IPv6 on it: its router solicitations and MLD reports would take receive buffers the tests count.
         string ipv6 = $"/proc/sys/net/ipv6/conf/{tap}/disable_ipv6";
         Run(() =>
         {
@@ -56,7 +72,7 @@ internal sealed partial class NetNamespace : IDisposable
         var clock = Stopwatch.StartNew();
         while (clock.Elapsed < timeout)
         {
-            string link = IpOutput($"link show {tap}");
+            string link = Ip($"link show {tap}");
             if (link.Contains("LOWER_UP", StringComparison.Ordinal) && !link.Contains("state DOWN", StringComparison.Ordinal))
             {
                 return true;
@@ -66,27 +82,7 @@ internal sealed partial class NetNamespace : IDisposable
         return false;
     }
 
-    /// <summary>Runs <c>ip -n NAME ARGUMENTS</c> (split at spaces) and asserts it succeeded.</summary>
-    public void Ip(string arguments)
-    {
-        bool ok = RunIp($"-n {Name} {arguments}", out string error);
-        Assert.True(ok, $"ip -n {Name} {arguments}: {error}");
-    }
-
-    /// <summary>The output of <c>ip -n NAME ARGUMENTS</c>.</summary>
-    public string IpOutput(string arguments)
-    {
-        var psi = new ProcessStartInfo("ip", ["-n", Name, .. arguments.Split(' ')]) { RedirectStandardOutput = true, RedirectStandardError = true };
-        using Process p = Process.Start(psi)!;
-        string output = p.StandardOutput.ReadToEnd();
-        p.WaitForExit(10_000);
-        return output;
-    }
-
-    /// <summary>
-    /// Runs <paramref name="action"/> on a thread of its own that joined the namespace: a TAP opened or a socket made
-    /// there belongs to it, wherever it is used later. Exceptions come back to the caller.
-    /// </summary>
+    /// <summary>Runs <paramref name="action"/> on a thread in the namespace and returns its result (or rethrows its exception).</summary>
     public T Run<T>(Func<T> action)
     {
         T? result = default;
@@ -96,9 +92,9 @@ internal sealed partial class NetNamespace : IDisposable
             try
             {
                 using SafeFileHandle ns = File.OpenHandle($"/run/netns/{Name}");
-                if (SetNs(ns, 0x40000000 /* CLONE_NEWNET */) != 0)
+                if (SetNs(ns, CloneNewNet) != 0)
                 {
-                    throw new IOException($"setns: errno {Marshal.GetLastPInvokeError()}");
+                    throw new IOException($"setns({Name}): errno {Marshal.GetLastPInvokeError()}");
                 }
                 result = action();
             }
@@ -108,33 +104,49 @@ internal sealed partial class NetNamespace : IDisposable
             {
                 error = e;
             }
-        }, 4 << 20);
+        });
         thread.Start();
         thread.Join();
         if (error is not null)
         {
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(error).Throw();
+            throw new InvalidOperationException($"in network namespace {Name}: {error.Message}", error);
         }
         return result!;
     }
 
-    public void Dispose() => RunIp($"netns del {Name}", out _);
+    public void Dispose() => RunIp("netns del " + Name, check: false);
 
-    private static bool RunIp(string arguments, out string error)
+    private const int CloneNewNet = 0x40000000;
+
+    private static bool TryIp(string arguments)
     {
-        var psi = new ProcessStartInfo("ip", arguments.Split(' ')) { RedirectStandardError = true, RedirectStandardOutput = true };
         try
         {
-            using Process p = Process.Start(psi)!;
-            error = p.StandardError.ReadToEnd();
-            p.WaitForExit(10_000);
-            return p.ExitCode == 0;
+            RunIp(arguments, check: false);
+            return true;
         }
-        catch (System.ComponentModel.Win32Exception e)
+        catch (System.ComponentModel.Win32Exception)
         {
-            error = e.Message;
             return false;
         }
+    }
+
+    private static string RunIp(string arguments, bool check)
+    {
+        var psi = new ProcessStartInfo("ip", arguments.Split(' ')) { RedirectStandardError = true, RedirectStandardOutput = true };
+        using Process p = Process.Start(psi)!;
+        Task<string> stdout = p.StandardOutput.ReadToEndAsync();
+        Task<string> stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(10_000))
+        {
+            p.Kill();
+            Assert.Fail($"ip {arguments} took longer than 10 s");
+        }
+        if (check)
+        {
+            Assert.True(p.ExitCode == 0, $"ip {arguments}: {stderr.GetAwaiter().GetResult()}");
+        }
+        return stdout.GetAwaiter().GetResult();
     }
 
     [LibraryImport("libc.so.6", EntryPoint = "setns", SetLastError = true)]

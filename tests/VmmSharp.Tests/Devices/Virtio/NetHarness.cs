@@ -30,13 +30,13 @@ internal sealed class NetHarness : IDisposable
 
     public NetHarness(ulong features)
     {
-        Namespace = NetNamespace.Create();
+        Namespace = NetNamespace.CreateOrSkip();
         try
         {
             Namespace.AddTap(Tap, "02:00:00:00:00:01", "10.77.0.1/24");
             Namespace.Ip($"neigh add 10.77.0.2 lladdr 52:54:00:12:34:56 dev {Tap}");
             Net = Namespace.Run(() => new VirtioNet(Tap, GuestMac));
-            Assert.True(Namespace.WaitForCarrier(Tap, TimeSpan.FromSeconds(10)), $"the TAP never got its carrier: {Namespace.IpOutput($"link show {Tap}")}");
+            Assert.True(Namespace.WaitForCarrier(Tap, TimeSpan.FromSeconds(10)), $"the TAP never got its carrier: {Namespace.Ip($"link show {Tap}")}");
             Transport = new VirtioMmioTransport(Net, Memory, 0xd000_0000, new RecordingIrqLine());
             Driver = new MmioDriver(Transport);
             Assert.True(Driver.Negotiate(features), $"the device refused features 0x{features:x}");

@@ -71,7 +71,7 @@ public sealed class VirtioNetReceiveTests
         }
         Assert.Equal(0, h.Net.FramesReceived);
         // The TAP's own queue (txqueuelen 1000 by default) took what it could and the host kernel dropped the rest.
-        string stats = h.Namespace.IpOutput($"-s link show {NetHarness.Tap}");
+        string stats = h.Namespace.Ip($"-s link show {NetHarness.Tap}");
         Assert.Matches(@"TX:\s+bytes\s+packets\s+errors\s+dropped[^\n]*\n\s*\d+\s+\d+\s+\d+\s+[1-9]\d*", stats);
 
         h.PostRx(16);

@@ -77,7 +77,8 @@ public sealed class LinuxNetworkBoot : IDisposable
             // netconsole's lines come right after IP-Config's; give them a moment to arrive.
             SpinWait.SpinUntil(() => o.NetconsoleText.Contains("IP-Config: Complete", StringComparison.Ordinal), TimeSpan.FromSeconds(10));
             machine?.RequestStop(0, "the test pinged the guest and heard its netconsole");
-        }) { IsBackground = true, Name = "pinger" };
+        })
+        { IsBackground = true, Name = "pinger" };
         listener.Start();
         pinger.Start();
 

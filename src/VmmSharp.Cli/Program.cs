@@ -64,9 +64,12 @@ var net = new Option<NetOptions[]>("--net")
         return [.. nets];
     },
 };
+var profile = new Option<string?>("--profile") { Description = "Sample the guest's RIP (see --profile-interval) and write the top functions to this file" };
+var profileInterval = OptionValues.Count("--profile-interval", "With --profile: milliseconds between samples (each is one exit)", 1, 1, 1000);
+var symbols = new Option<string?>("--symbols") { Description = "With --profile: the kernel's symbols, an unstripped ELF or a System.map (default: the kernel, if an ELF)" };
 var consoleDevice = OptionValues.OneOf("--console", "The device of the guest console: COM1 (ttyS0) or a virtio-console port (hvc0: pass console=hvc0)", ConsoleDevice.Serial);
 var run = new Command("run", "Run a guest: a kernel given with --kernel, else the built-in demo guest");
-foreach (Option option in new Option[] { kernel, initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, timeout, logLevel, stats, quiet, onReset, maxReboots, rng, disk, net, consoleDevice })
+foreach (Option option in new Option[] { kernel, initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, timeout, logLevel, stats, quiet, onReset, maxReboots, rng, disk, net, consoleDevice, profile, profileInterval, symbols })
 {
     run.Options.Add(option);
 }
@@ -77,7 +80,7 @@ run.Validators.Add(r =>
     {
         return;
     }
-    foreach (Option option in new Option[] { initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, logLevel, stats, onReset, maxReboots, rng, disk, net, consoleDevice })
+    foreach (Option option in new Option[] { initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, logLevel, stats, onReset, maxReboots, rng, disk, net, consoleDevice, profile, profileInterval, symbols })
     {
         if (r.GetResult(option) is { Implicit: false })
         {
@@ -109,7 +112,10 @@ run.SetAction(r =>
         r.GetValue(rng),
         r.GetValue(disk) ?? [],
         r.GetValue(net) ?? [],
-        r.GetValue(consoleDevice))));
+        r.GetValue(consoleDevice))
+    {
+        Profile = r.GetValue(profile) is { } file ? new KernelCommand.ProfileRequest(file, TimeSpan.FromMilliseconds(r.GetValue(profileInterval)), r.GetValue(symbols)) : null,
+    }));
 });
 root.Subcommands.Add(run);
 

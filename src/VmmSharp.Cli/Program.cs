@@ -24,6 +24,7 @@ var logLevel = OptionValues.OneOf("--log-level", "Log VMM events at this level (
 var stats = new Option<bool>("--stats") { Description = "After the run, print a summary on stderr: how it ended, the time, the exits" };
 var quiet = new Option<bool>("--quiet") { Description = "No summary (the default; kept for scripts)", Hidden = true };
 var onReset = OptionValues.OneOf("--on-reset", "What a guest reset (i8042 0xfe) does: exit, or reboot on a fresh machine", ResetAction.Exit);
+var resetStatus = OptionValues.Count("--reset-status", "With --on-reset exit: the exit status of a run the guest ended by resetting (e.g. a kernel's panic=-1 reboot)", 0, 0, 255);
 var maxReboots = OptionValues.Count("--max-reboots", "With --on-reset reboot: how many reboots before a reset ends the run", MachineOptions.DefaultMaxReboots, 0, 1_000_000);
 var rng = new Option<bool>("--rng") { Description = "Give the guest a virtio-rng entropy device (from the host's getrandom)" };
 var disk = new Option<DiskOptions[]>("--disk")
@@ -69,7 +70,7 @@ var profileInterval = OptionValues.Count("--profile-interval", "With --profile: 
 var symbols = new Option<string?>("--symbols") { Description = "With --profile: the kernel's symbols, an unstripped ELF or a System.map (default: the kernel, if an ELF)" };
 var consoleDevice = OptionValues.OneOf("--console", "The device of the guest console: COM1 (ttyS0) or a virtio-console port (hvc0: pass console=hvc0)", ConsoleDevice.Serial);
 var run = new Command("run", "Run a guest: a kernel given with --kernel, else the built-in demo guest");
-foreach (Option option in new Option[] { kernel, initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, timeout, logLevel, stats, quiet, onReset, maxReboots, rng, disk, net, consoleDevice, profile, profileInterval, symbols })
+foreach (Option option in new Option[] { kernel, initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, timeout, logLevel, stats, quiet, onReset, maxReboots, rng, disk, net, consoleDevice, profile, profileInterval, symbols, resetStatus })
 {
     run.Options.Add(option);
 }
@@ -80,7 +81,7 @@ run.Validators.Add(r =>
     {
         return;
     }
-    foreach (Option option in new Option[] { initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, logLevel, stats, onReset, maxReboots, rng, disk, net, consoleDevice, profile, profileInterval, symbols })
+    foreach (Option option in new Option[] { initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, logLevel, stats, onReset, maxReboots, rng, disk, net, consoleDevice, profile, profileInterval, symbols, resetStatus })
     {
         if (r.GetResult(option) is { Implicit: false })
         {
@@ -114,6 +115,7 @@ run.SetAction(r =>
         r.GetValue(net) ?? [],
         r.GetValue(consoleDevice))
     {
+        ResetStatus = r.GetValue(resetStatus),
         Profile = r.GetValue(profile) is { } file ? new KernelCommand.ProfileRequest(file, TimeSpan.FromMilliseconds(r.GetValue(profileInterval)), r.GetValue(symbols)) : null,
     }));
 });

@@ -26,7 +26,8 @@ public class ArchitectureTests
         ["Vm"] = ["Interop", "Kvm", "Memory", "Dispatch", "Arch", "State"],
         ["Boot"] = ["Memory", "Arch"],
         ["Emulation"] = ["Interop", "Kvm", "Memory", "Buses", "Dispatch"],
-        ["Machine"] = ["Interop", "Memory", "Kvm", "Buses", "State", "Events", "Dispatch", "Devices", "Arch", "Vm", "Boot", "Emulation"],
+        ["Profiling"] = ["Dispatch"],
+        ["Machine"] = ["Interop", "Memory", "Kvm", "Buses", "State", "Events", "Dispatch", "Devices", "Arch", "Vm", "Boot", "Emulation", "Profiling"],
     };
 
     private static readonly Assembly Library = typeof(VmmException).Assembly;

@@ -36,6 +36,9 @@ internal static class KernelCommand
         IReadOnlyList<NetOptions> Networks,
         ConsoleDevice ConsoleDevice)
     {
+        /// <summary>The exit status of a run the guest ended by a reset, with <see cref="ResetAction.Exit"/> (<c>--reset-status</c>).</summary>
+        public int ResetStatus { get; init; }
+
         /// <summary>Where set, sample the guest (<c>--profile</c>).</summary>
         public ProfileRequest? Profile { get; init; }
     }
@@ -86,6 +89,7 @@ internal static class KernelCommand
             Deadline = args.Deadline,
             Logger = logging?.CreateLogger("vmm"),
             OnReset = args.OnReset,
+            ResetExitStatus = args.ResetStatus,
             MaxReboots = args.MaxReboots,
             Rng = args.Rng,
             Disks = args.Disks,

@@ -34,6 +34,7 @@ internal static class KernelCommand
         bool Rng,
         IReadOnlyList<DiskOptions> Disks,
         IReadOnlyList<NetOptions> Networks,
+        VsockOptions? Vsock,
         ConsoleDevice ConsoleDevice)
     {
         /// <summary>The exit status of a run the guest ended by a reset, with <see cref="ResetAction.Exit"/> (<c>--reset-status</c>).</summary>
@@ -94,6 +95,7 @@ internal static class KernelCommand
             Rng = args.Rng,
             Disks = args.Disks,
             Networks = args.Networks,
+            Vsock = args.Vsock,
             ConsoleDevice = args.ConsoleDevice,
             // vmm exits right after: KVM's teardown of the VM (15-35 ms here) happens in a helper, off the exit path.
             HandOffTeardown = true,

@@ -52,6 +52,11 @@ public sealed unsafe class VcpuDispatcher
     private int _started;
     private int _recallPending;
     private volatile bool _stopRequested;
+    private volatile bool _pauseRequested;
+    private bool _parked; // the rest under _blockLock
+    private int _parkedAt;
+    private int _resumes;
+    private bool _withdrawnPause;
     private int _releases;
     private nuint _thread;
     private bool _threadAlive;
@@ -202,6 +207,70 @@ public sealed unsafe class VcpuDispatcher
         }
     }
 
+    /// <summary>
+    /// Recalls the vCPU and keeps it parked outside <c>KVM_RUN</c> until <see cref="Resume"/>: the seed's recall whose
+    /// handler blocks. The vCPU parks only after a <c>KVM_RUN</c> that returned because of the recall, so KVM has completed
+    /// the pending I/O, MMIO or MSR access of the last exit (as <c>api.rst</c> requires before state is read) and the
+    /// state read from another thread meanwhile is consistent. A Recall handler, if registered, runs first.
+    /// Any thread; <see cref="WaitUntilPaused"/> tells when the vCPU is parked.
+    /// </summary>
+    public void Pause()
+    {
+        lock (_blockLock)
+        {
+            _pauseRequested = true;
+        }
+        Recall();
+    }
+
+    /// <summary>Lets a vCPU parked by <see cref="Pause"/> run on (the release); a pause not yet reached is withdrawn. Any thread.</summary>
+    public void Resume()
+    {
+        lock (_blockLock)
+        {
+            // A pause withdrawn before the vCPU parked leaves its recall behind: the loop must not take it for a user's.
+            _withdrawnPause |= _pauseRequested && !_parked;
+            _pauseRequested = false;
+            _resumes++;
+            Monitor.PulseAll(_blockLock);
+        }
+    }
+
+    /// <summary>
+    /// Waits until the vCPU is parked after <see cref="Pause"/>, its run has ended, or <paramref name="timeout"/> passes.
+    /// True if it is parked or not running (never started, or ended); false on timeout. Any thread.
+    /// </summary>
+    public bool WaitUntilPaused(TimeSpan timeout)
+    {
+        long end = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        lock (_blockLock)
+        {
+            // Parked since the last resume: a vCPU still leaving an earlier park does not count.
+            while (!(_parked && _parkedAt == _resumes) && IsStarted && !_completion.Task.IsCompleted)
+            {
+                long left = end - Environment.TickCount64;
+                if (left <= 0)
+                {
+                    return false;
+                }
+                Monitor.Wait(_blockLock, (int)Math.Min(left, int.MaxValue));
+            }
+            return true;
+        }
+    }
+
+    /// <summary>Whether the vCPU is parked by <see cref="Pause"/> now.</summary>
+    public bool IsPaused
+    {
+        get
+        {
+            lock (_blockLock)
+            {
+                return _parked;
+            }
+        }
+    }
+
     /// <summary>Stops the vCPU from outside; its run ends with <see cref="VcpuRunOutcome.Cancelled"/>.</summary>
     public void RequestStop()
     {
@@ -262,6 +331,10 @@ public sealed unsafe class VcpuDispatcher
             _vcpu.ReleaseRun();
         }
         _completion.TrySetResult(result);
+        lock (_blockLock)
+        {
+            Monitor.PulseAll(_blockLock); // wakes WaitUntilPaused: an ended vCPU is not running
+        }
         return result;
     }
 
@@ -346,6 +419,19 @@ public sealed unsafe class VcpuDispatcher
             {
                 return Cancelled();
             }
+            if (ev == VcpuEvent.Recall && !_pauseRequested && _portals[(int)VcpuEvent.Recall].Handler is null && TakeWithdrawnPause())
+            {
+                continue;
+            }
+            if (ev == VcpuEvent.Recall && _pauseRequested)
+            {
+                if (_portals[(int)VcpuEvent.Recall].Handler is not null && Deliver(ev) is { } recallResult)
+                {
+                    return recallResult;
+                }
+                Park();
+                continue;
+            }
             if (Deliver(ev) is { } result)
             {
                 return result;
@@ -400,6 +486,32 @@ public sealed unsafe class VcpuDispatcher
             throw new VmmException(errno == 0
                 ? $"vCPU {_vcpu.Id}: KVM needed another exit (reason {_run->ExitReason}) to complete the instruction"
                 : $"vCPU {_vcpu.Id}: completing the instruction failed: {Libc.ErrorText(errno)} (errno {errno})");
+        }
+    }
+
+    private bool TakeWithdrawnPause()
+    {
+        lock (_blockLock)
+        {
+            bool withdrawn = _withdrawnPause;
+            _withdrawnPause = false;
+            return withdrawn;
+        }
+    }
+
+    /// <summary>Parks the vCPU, outside KVM_RUN with its last access completed, until <see cref="Resume"/> or a stop.</summary>
+    private void Park()
+    {
+        lock (_blockLock)
+        {
+            _parked = true;
+            _parkedAt = _resumes;
+            Monitor.PulseAll(_blockLock);
+            while (_parkedAt == _resumes && !_stopRequested)
+            {
+                Monitor.Wait(_blockLock);
+            }
+            _parked = false;
         }
     }
 

@@ -29,7 +29,10 @@ public sealed class VirtualMachine : IDisposable
 {
     private readonly List<VcpuDispatcher> _vcpus = [];
     private readonly KvmCpuidEntry[] _supportedCpuid;
+    private readonly Lock _stateLock = new();
     private int _cpuCount = 1;
+    private VmState _state = VmState.Configured;
+    private bool _started;
     private bool _disposed;
 
     private VirtualMachine(KvmSystem kvm, KvmVm vm, GuestMemory memory)
@@ -48,6 +51,21 @@ public sealed class VirtualMachine : IDisposable
 
     /// <summary>The guest's memory.</summary>
     public GuestMemory Memory { get; }
+
+    /// <summary>Where the VM is in its life (see <see cref="VmState"/>). Any thread.</summary>
+    public VmState State
+    {
+        get
+        {
+            lock (_stateLock)
+            {
+                return _state;
+            }
+        }
+    }
+
+    /// <summary>How long <see cref="Pause"/> waits for the vCPUs to park before it gives up.</summary>
+    public static readonly TimeSpan PauseTimeout = TimeSpan.FromSeconds(10);
 
     /// <summary>The vCPUs' dispatchers, by vCPU id.</summary>
     public IReadOnlyList<VcpuDispatcher> Vcpus => _vcpus;
@@ -205,6 +223,99 @@ public sealed class VirtualMachine : IDisposable
     public void Release(VcpuId id) => this[id].Release();
 
     /// <summary>
+    /// Pauses a running VM: recalls every vCPU (<see cref="VcpuDispatcher.Pause"/>) and returns once all are parked
+    /// outside <c>KVM_RUN</c> with their pending I/O completed. Any thread.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The VM is not <see cref="VmState.Running"/> (the message says what it is),
+    /// or its run ended while it was being paused.</exception>
+    /// <exception cref="VmmException">A vCPU did not park within <see cref="PauseTimeout"/> (a handler is stuck); the VM runs on.</exception>
+    public void Pause()
+    {
+        lock (_stateLock)
+        {
+            ThrowUnless(VmState.Running, "pause");
+            foreach (VcpuDispatcher v in _vcpus)
+            {
+                v.Pause();
+            }
+            long end = Environment.TickCount64 + (long)PauseTimeout.TotalMilliseconds;
+            foreach (VcpuDispatcher v in _vcpus)
+            {
+                if (!v.WaitUntilPaused(TimeSpan.FromMilliseconds(Math.Max(0, end - Environment.TickCount64))))
+                {
+                    ResumeVcpus();
+                    throw new VmmException($"vCPU {v.Id.Value} did not pause within {PauseTimeout.TotalSeconds:0} s: one of its handlers is still running");
+                }
+            }
+            if (_vcpus.Any(v => v.Completion.IsCompleted))
+            {
+                ResumeVcpus();
+                string why = string.Join("; ", _vcpus.Where(v => v.Completion.IsCompleted).Select(v => $"vCPU {v.Id.Value}: {v.Completion.Result.Reason}"));
+                throw new InvalidOperationException($"cannot pause the VM: its run ended while it was being paused ({why})");
+            }
+            _state = VmState.Paused;
+        }
+    }
+
+    /// <summary>Lets a paused VM run on: releases every parked vCPU. Any thread.</summary>
+    /// <exception cref="InvalidOperationException">The VM is not <see cref="VmState.Paused"/>, or is a restored VM whose
+    /// <see cref="Run(TimeSpan, int)"/> has not begun (Run starts it).</exception>
+    public void Resume()
+    {
+        lock (_stateLock)
+        {
+            ThrowUnless(VmState.Paused, "resume");
+            if (!_started)
+            {
+                throw new InvalidOperationException("cannot resume the VM: it has not been started; Run starts a restored VM");
+            }
+            ResumeVcpus();
+            _state = VmState.Running;
+        }
+    }
+
+    /// <summary>
+    /// Marks a VM whose state was just restored from a snapshot (before it ever ran) as <see cref="VmState.Paused"/>:
+    /// <see cref="Run(TimeSpan, int)"/> then continues the restored guest.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The VM is not <see cref="VmState.Configured"/>.</exception>
+    public void MarkRestored()
+    {
+        lock (_stateLock)
+        {
+            ThrowUnless(VmState.Configured, "mark as restored");
+            _state = VmState.Paused;
+        }
+    }
+
+    /// <summary>Throws unless the VM is paused: for operations that need the vCPUs to hold still (snapshot, restore).</summary>
+    /// <exception cref="InvalidOperationException">The VM is not <see cref="VmState.Paused"/>.</exception>
+    public void EnsurePaused(string operation)
+    {
+        lock (_stateLock)
+        {
+            ThrowUnless(VmState.Paused, operation);
+        }
+    }
+
+    private void ThrowUnless(VmState expected, string operation)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_state != expected)
+        {
+            throw new InvalidOperationException($"cannot {operation} the VM: it is {_state.ToString().ToLowerInvariant()}, not {expected.ToString().ToLowerInvariant()}");
+        }
+    }
+
+    private void ResumeVcpus()
+    {
+        foreach (VcpuDispatcher v in _vcpus)
+        {
+            v.Resume();
+        }
+    }
+
+    /// <summary>
     /// Starts every vCPU on a thread of its own and waits until one ends its run, or
     /// <paramref name="deadline"/> passes. Then stops the others and returns the result that ended the VM;
     /// past the deadline, a failure that says where each vCPU was.
@@ -226,7 +337,32 @@ public sealed class VirtualMachine : IDisposable
         {
             throw new ArgumentOutOfRangeException(nameof(deadline), deadline, "the deadline must be 0 to int.MaxValue milliseconds, or infinite");
         }
-        Task<VcpuRunResult>[] runs = [.. _vcpus.Select(v => v.Start(stackSize))];
+        Task<VcpuRunResult>[] runs;
+        lock (_stateLock)
+        {
+            if (_state is not (VmState.Configured or VmState.Paused) || _started)
+            {
+                throw new InvalidOperationException($"cannot run the VM: it is {_state.ToString().ToLowerInvariant()}; a VM runs once");
+            }
+            _started = true;
+            _state = VmState.Running;
+            runs = [.. _vcpus.Select(v => v.Start(stackSize))];
+        }
+        try
+        {
+            return Wait(runs, deadline, out deadlinePassed);
+        }
+        finally
+        {
+            lock (_stateLock)
+            {
+                _state = VmState.Stopped;
+            }
+        }
+    }
+
+    private VcpuRunResult Wait(Task<VcpuRunResult>[] runs, TimeSpan deadline, out bool deadlinePassed)
+    {
         int first = Task.WaitAny(runs, deadline);
         deadlinePassed = first < 0;
         VcpuRunResult result;
@@ -273,6 +409,10 @@ public sealed class VirtualMachine : IDisposable
             return;
         }
         _disposed = true;
+        lock (_stateLock)
+        {
+            _state = VmState.Stopped;
+        }
         StopAll();
         // A vCPU still in its loop keeps its descriptor and kvm_run open until it leaves (SafeHandle references).
         foreach (VcpuDispatcher v in _vcpus)

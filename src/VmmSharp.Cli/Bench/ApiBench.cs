@@ -16,7 +16,7 @@ internal static class ApiBench
 
     public static int Run(string? guest, string? vmm, int runs)
     {
-        guest ??= StartupBench.BuildMarkerGuest();
+        guest ??= BenchGuests.Build("marker.elf");
         vmm ??= Environment.ProcessPath ?? throw new VmmException("cannot tell where the vmm binary is; pass --vmm");
         if (!File.Exists(guest))
         {

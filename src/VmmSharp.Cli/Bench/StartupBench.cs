@@ -1,5 +1,3 @@
-using System.Diagnostics;
-
 namespace VmmSharp.Cli.Bench;
 
 /// <summary>
@@ -14,8 +12,8 @@ internal static class StartupBench
 
     public static int Run(string? guest, string? vmm, bool qemu, int runs)
     {
-        guest ??= BuildMarkerGuest();
-        vmm ??= Environment.ProcessPath ?? throw new VmmException("cannot tell where the vmm binary is; pass --vmm");
+        guest ??= BenchGuests.Build("marker.elf");
+        vmm = BenchGuests.Vmm(vmm);
         if (!File.Exists(guest))
         {
             throw new VmmException($"marker guest '{guest}' not found");
@@ -24,9 +22,9 @@ internal static class StartupBench
         string[] qemuArgs = ["qemu-system-x86_64", "-M", "microvm", "-accel", "kvm", "-cpu", "host,-arch-capabilities",
             "-m", "128", "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio",
             "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-no-reboot", "-kernel", guest];
-        if (qemu && !OnPath("qemu-system-x86_64"))
+        if (qemu)
         {
-            throw new VmmException("qemu-system-x86_64 is not on PATH: apt-get install qemu-system-x86");
+            BenchGuests.RequireQemu();
         }
         var vmmRuns = new List<ChildProcess.Result>();
         var qemuRuns = new List<ChildProcess.Result>();
@@ -69,32 +67,4 @@ internal static class StartupBench
         => (Statistics.Median(runs.Select(r => r.MarkerAfter!.Value.TotalMilliseconds)),
             Statistics.Median(runs.Select(r => r.ExitedAfter.TotalMilliseconds)),
             Statistics.Median(runs.Select(r => r.PeakRssKiB / 1024.0)));
-
-    private static bool OnPath(string program) =>
-        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Any(d => File.Exists(Path.Combine(d, program)));
-
-    /// <summary>Builds tests/guests/marker with make, when run from a checkout.</summary>
-    internal static string BuildMarkerGuest()
-    {
-        string? dir = Directory.GetCurrentDirectory();
-        while (dir is not null && !File.Exists(Path.Combine(dir, "tests", "guests", "Makefile")))
-        {
-            dir = Path.GetDirectoryName(dir);
-        }
-        if (dir is null)
-        {
-            throw new VmmException("no marker guest: run from the VmmSharp checkout (it builds tests/guests/marker) or pass --guest FILE");
-        }
-        string output = Path.Combine(Path.GetTempPath(), "vmmsharp-bench-guests");
-        using var make = Process.Start(new ProcessStartInfo("make", ["-s", "-C", Path.Combine(dir, "tests", "guests"), $"OUT={output}"])
-        {
-            RedirectStandardOutput = true,
-        }) ?? throw new VmmException("cannot run make");
-        make.WaitForExit();
-        if (make.ExitCode != 0)
-        {
-            throw new VmmException($"building the marker guest failed (make exit status {make.ExitCode}); it needs gcc, make and binutils");
-        }
-        return Path.Combine(output, "marker.elf");
-    }
 }

@@ -31,6 +31,9 @@ public static class TestGuests
     /// </summary>
     public static string VirtioKernel => Path.Combine(OutputDirectory, "virtio.elf");
 
+    /// <summary>ELF64 PVH kernel: the virtio benchmark driver (polls at CPL3); <c>bench=blk|net count=N</c> on its command line.</summary>
+    public static string VirtioBenchKernel => Path.Combine(OutputDirectory, "virtio-bench.elf");
+
     /// <summary>Folder that holds the built guests (builds them on first use).</summary>
     public static string OutputDirectory => Built.Value;
 
@@ -89,7 +92,8 @@ public static class TestGuests
         File.Exists(Path.Combine(dir, "multiboot.elf")) &&
         File.Exists(Path.Combine(dir, "pvh.elf")) &&
         File.Exists(Path.Combine(dir, "marker.elf")) &&
-        File.Exists(Path.Combine(dir, "virtio.elf"));
+        File.Exists(Path.Combine(dir, "virtio.elf")) &&
+        File.Exists(Path.Combine(dir, "virtio-bench.elf"));
 
     private static void RunMake(string source, string output)
     {

@@ -41,7 +41,7 @@ public sealed class VirtioConsole : VirtioDevice
     {
         ArgumentNullException.ThrowIfNull(output);
         _output = output;
-        _resume = Resume;
+        _resume = OnConsoleDrained;
         _output.SpaceAvailable += _resume;
     }
 
@@ -65,13 +65,13 @@ public sealed class VirtioConsole : VirtioDevice
 
     /// <summary>
     /// Puts as much of <paramref name="input"/> as the guest's receive buffers hold into them; returns how many bytes
-    /// were taken (0 while the driver is not ready or has posted no buffers). Safe from any thread.
+    /// were taken (0 while the driver is not ready or has posted no buffers, or the device is paused). Safe from any thread.
     /// </summary>
     public int EnqueueInput(ReadOnlySpan<byte> input)
     {
         lock (Sync)
         {
-            if (!IsActive || NeedsReset || !Queues[ReceiveQueue].IsActive)
+            if (!IsActive || NeedsReset || IsPaused || !Queues[ReceiveQueue].IsActive)
             {
                 return 0;
             }
@@ -147,7 +147,7 @@ public sealed class VirtioConsole : VirtioDevice
     }
 
     /// <summary>The console drained (its writer thread): go on with the chain that did not fit.</summary>
-    private void Resume() => Notify(TransmitQueue);
+    private void OnConsoleDrained() => Notify(TransmitQueue);
 
     /// <summary>Takes transmit chains while the console has room; a chain that does not fit stays in the ring.</summary>
     private void Transmit()

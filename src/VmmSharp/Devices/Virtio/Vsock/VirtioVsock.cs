@@ -131,6 +131,12 @@ public sealed unsafe partial class VirtioVsock : VirtioDevice
     /// <summary>RSTs not sent because the backlog was full (the guest posted no receive buffers).</summary>
     public long ResetsDropped { get; private set; }
 
+    /// <summary>Packets the guest transmitted (well-formed or not).</summary>
+    public long PacketsFromGuest { get; private set; }
+
+    /// <summary>Packets the device put in the guest's receive buffers.</summary>
+    public long PacketsToGuest { get; private set; }
+
     /// <summary>Payload bytes delivered to the guest.</summary>
     public long BytesToGuest { get; private set; }
 
@@ -191,6 +197,7 @@ public sealed unsafe partial class VirtioVsock : VirtioDevice
     /// <summary>One packet from the guest.</summary>
     private uint Transmit(DescriptorChain chain)
     {
+        PacketsFromGuest++;
         VsockHeader h = default;
         if (chain.ReadableLength < VsockHeader.Size || !CopyFromChain(chain.Readable, 0, AsBytes(ref h)))
         {
@@ -478,6 +485,7 @@ public sealed unsafe partial class VirtioVsock : VirtioDevice
                 break;
             }
             pushed = true;
+            PacketsToGuest++;
         }
         if (pushed && q.IsActive && q.NeedsInterrupt())
         {

@@ -93,16 +93,8 @@ public sealed class LinuxNetworkBoot : IDisposable
         try
         {
             // The TAP is opened where the machine is built: inside the namespace.
-            o.Run = ns.Run(() => MachineRun.Start(options, Deadline,
-                text =>
-                {
-                    if (!configured.IsSet && text.Contains("IP-Config: Complete", StringComparison.Ordinal))
-                    {
-                        o.ConfiguredAfter = clock.Elapsed;
-                        configured.Set();
-                    }
-                    return false;
-                },
+            o.Run = ns.Run(() => MachineRun.Start(options, Deadline, stopWhen: null,
+                afterRun:
                 m =>
                 {
                     var net = (VirtioNet)m.VirtioDevices[0].Device;
@@ -111,7 +103,15 @@ public sealed class LinuxNetworkBoot : IDisposable
                     o.FramesReceived = net.FramesReceived;
                     o.FramesSent = net.FramesSent;
                 },
-                beforeRun: m => machine = m));
+                onLine: (m, text) =>
+                {
+                    machine = m;
+                    if (!configured.IsSet && text.Contains("IP-Config: Complete", StringComparison.Ordinal))
+                    {
+                        o.ConfiguredAfter = clock.Elapsed;
+                        configured.Set();
+                    }
+                }));
         }
         finally
         {

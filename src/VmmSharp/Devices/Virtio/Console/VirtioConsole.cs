@@ -27,7 +27,7 @@ public sealed class VirtioConsole : VirtioDevice
     private readonly ConsoleOutput _output;
     private readonly DescriptorChain _chain = new(QueueSize);
     private readonly DescriptorChain _rxChain = new(QueueSize);
-    private readonly Action _onDrained;
+    private readonly Action _resume;
     private readonly byte[] _copy = new byte[4096];
 
     // How many bytes of the transmit chain at the ring's head went out before the console filled up; the chain stays
@@ -41,8 +41,8 @@ public sealed class VirtioConsole : VirtioDevice
     {
         ArgumentNullException.ThrowIfNull(output);
         _output = output;
-        _onDrained = OnOutputDrained;
-        _output.SpaceAvailable += _onDrained;
+        _resume = OnConsoleDrained;
+        _output.SpaceAvailable += _resume;
     }
 
     /// <inheritdoc/>
@@ -141,13 +141,13 @@ public sealed class VirtioConsole : VirtioDevice
     {
         if (disposing)
         {
-            _output.SpaceAvailable -= _onDrained; // the output outlives the machine
+            _output.SpaceAvailable -= _resume; // the output outlives the machine
         }
         base.Dispose(disposing);
     }
 
     /// <summary>The console drained (its writer thread): go on with the chain that did not fit.</summary>
-    private void OnOutputDrained() => Notify(TransmitQueue);
+    private void OnConsoleDrained() => Notify(TransmitQueue);
 
     /// <summary>Takes transmit chains while the console has room; a chain that does not fit stays in the ring.</summary>
     private void Transmit()

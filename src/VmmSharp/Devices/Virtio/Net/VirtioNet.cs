@@ -137,6 +137,29 @@ public sealed unsafe partial class VirtioNet : VirtioDevice
     }
 
     /// <inheritdoc/>
+    protected override void OnActivate() => ApplyFeatures();
+
+    /// <inheritdoc/>
+    /// <remarks>The receive path's limits and the TAP's offloads follow from the restored driver features, as at activation.</remarks>
+    protected override void OnRestored() => ApplyFeatures();
+
+    private void ApplyFeatures()
+    {
+        ulong features = DriverFeatures;
+        _mergeable = (features & VirtioNetFeatures.MrgRxBuf) != 0;
+        _rxFrameLimit = (features & (VirtioNetFeatures.GuestTso4 | VirtioNetFeatures.GuestTso6)) != 0 ? MaxGsoFrame : MaxFrame;
+        SetTapOffloads(VirtioNetFeatures.TapOffloads(features));
+    }
+
+    /// <inheritdoc/>
+    protected override void OnReset()
+    {
+        _mergeable = false;
+        _rxFrameLimit = MaxFrame;
+        SetTapOffloads(0);
+    }
+
+    /// <inheritdoc/>
     /// <remarks>
     /// The MAC address, so a snapshot is not restored behind another one. No frame is held by the device: a frame
     /// waits in the TAP until a receive buffer takes it whole, so there is no pending receive state to save (frames
@@ -156,30 +179,6 @@ public sealed unsafe partial class VirtioNet : VirtioDevice
         {
             throw reader.Invalid("mac", Convert.ToHexString(mac), $"differs from this device's {Convert.ToHexString(_config.AsSpan(0, 6))}");
         }
-    }
-
-    /// <inheritdoc/>
-    protected override void OnActivate() => ApplyNegotiatedFeatures();
-
-    /// <inheritdoc/>
-    /// <remarks>A restored device takes the negotiated features as an activation does: the receive path's frame
-    /// limit and the TAP's offloads follow from them.</remarks>
-    protected override void OnRestored() => ApplyNegotiatedFeatures();
-
-    private void ApplyNegotiatedFeatures()
-    {
-        ulong features = DriverFeatures;
-        _mergeable = (features & VirtioNetFeatures.MrgRxBuf) != 0;
-        _rxFrameLimit = (features & (VirtioNetFeatures.GuestTso4 | VirtioNetFeatures.GuestTso6)) != 0 ? MaxGsoFrame : MaxFrame;
-        SetTapOffloads(VirtioNetFeatures.TapOffloads(features));
-    }
-
-    /// <inheritdoc/>
-    protected override void OnReset()
-    {
-        _mergeable = false;
-        _rxFrameLimit = MaxFrame;
-        SetTapOffloads(0);
     }
 
     /// <inheritdoc/>

@@ -175,6 +175,11 @@ fallbackBench.Options.Add(emulatedOption);
 fallbackBench.Options.Add(fallbackRounds);
 fallbackBench.SetAction(r => Guarded(() => FallbackBench.Run(r.GetValue(emulatedOption), r.GetValue(fallbackRounds))));
 bench.Subcommands.Add(fallbackBench);
+var snapshotRounds = OptionValues.Count("--rounds", "Rounds of each measurement (the median is reported)", 5, 1, 1000);
+var snapshotBench = new Command("snapshot", "Snapshot create, restore in a new process and in-process reset, 128 MiB/1 vCPU and 512 MiB/2 vCPUs");
+snapshotBench.Options.Add(snapshotRounds);
+snapshotBench.SetAction(r => Guarded(() => SnapshotBench.Run(r.GetValue(snapshotRounds))));
+bench.Subcommands.Add(snapshotBench);
 root.Subcommands.Add(bench);
 
 ParseResult parsed = root.Parse(args);

@@ -32,4 +32,13 @@ run multiboot "MB magic=2badb002" "MB cmdline=multiboot.elf hello world" "MB mod
 run pvh "PVH cmdline=hello world" "PVH mods=1" "DONE" \
     -- -kernel pvh.elf -initrd mod.txt -append "hello world" -smp 2
 run marker "VMM-MARKER" -- -kernel marker.elf
+# The virtio test guest on QEMU's own virtio-mmio devices (microvm, found through its DSDT): a reference for our devices.
+truncate -s 4M "$WORK/disk.img"; printf 'READ-ONLY DISK!!' > "$WORK/ro.img"; truncate -s 64K "$WORK/ro.img"
+run virtio "VIRTIO discover=acpi found=3" "BLK 0 id status=0 serial=QEMU-SERIAL" \
+    "BLK 0 write sectors=8192 requests=32 inflight=4 errors=0" "BLK 0 flush status=0" \
+    "BLK 0 read sectors=8192 requests=32 inflight=4 indirect=1 errors=0 mismatches=0" \
+    "BLK 1 ro write status=1" "BLK 1 ro read status=0 first=READ-ONLY DISK!!" "RNG ok" "DONE" \
+    -- -M microvm,acpi=on -global virtio-mmio.force-legacy=false -kernel virtio.elf -append "blk rng" \
+    -drive id=d0,file=disk.img,format=raw,if=none -device virtio-blk-device,drive=d0,serial=QEMU-SERIAL \
+    -drive id=d1,file=ro.img,format=raw,if=none,readonly=on -device virtio-blk-device,drive=d1 -device virtio-rng-device
 exit $fail

@@ -64,15 +64,34 @@ var net = new Option<NetOptions[]>("--net")
         return [.. nets];
     },
 };
+var vsock = new Option<VsockOptions?>("--vsock")
+{
+    Description = "A virtio-vsock device, Firecracker's hybrid vsock: cid=N,uds=PATH (host programs connect to PATH and write CONNECT PORT; the guest's connections to host port P go to PATH_P)",
+    CustomParser = r =>
+    {
+        if (!VsockArgument.TryParse(r.Tokens[0].Value, out VsockOptions? v, out string? error))
+        {
+            r.AddError(error!);
+            return null;
+        }
+        return v;
+    },
+};
+var apiSock = new Option<string?>("--api-sock") { Description = "Serve Firecracker's REST API on this Unix socket; the guest starts on its InstanceStart (or at once with --config-file)" };
+var configFile = new Option<string?>("--config-file") { Description = "Configure the microVM from Firecracker's JSON configuration file and start it" };
+var noApi = new Option<bool>("--no-api") { Description = "With --config-file: no API socket (as Firecracker's --no-api)" };
+var metricsPath = new Option<string?>("--metrics-path") { Description = "Write Firecracker-style metrics lines to this file or FIFO (on FlushMetrics, every 60 s, and at the end)" };
+var instanceId = new Option<string>("--id") { Description = "The microVM's id, as GET / reports it", DefaultValueFactory = _ => "anonymous-instance" };
 var consoleDevice = OptionValues.OneOf("--console", "The device of the guest console: COM1 (ttyS0) or a virtio-console port (hvc0: pass console=hvc0)", ConsoleDevice.Serial);
 var snapshotAt = OptionValues.Seconds("--snapshot-at", "Pause the guest after this many seconds, write --snapshot and --snapshot-mem, and exit");
 var snapshotState = new Option<string?>("--snapshot") { Description = "With --snapshot-at: the snapshot's state file" };
 var snapshotMem = new Option<string?>("--snapshot-mem") { Description = "With --snapshot-at: the snapshot's memory file (sparse)" };
 var run = new Command("run", "Run a guest: a kernel given with --kernel, else the built-in demo guest");
-foreach (Option option in new Option[] { kernel, initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, timeout, logLevel, stats, quiet, onReset, maxReboots, rng, disk, net, consoleDevice, snapshotAt, snapshotState, snapshotMem })
+foreach (Option option in new Option[] { kernel, initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, timeout, logLevel, stats, quiet, onReset, maxReboots, rng, disk, net, vsock, consoleDevice, snapshotAt, snapshotState, snapshotMem, apiSock, configFile, noApi, metricsPath, instanceId })
 {
     run.Options.Add(option);
 }
+Option[] kernelRunOptions = [kernel, initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, onReset, maxReboots, rng, disk, net, vsock, consoleDevice, snapshotAt, snapshotState, snapshotMem];
 run.Validators.Add(r =>
 {
     // --snapshot-at, --snapshot and --snapshot-mem go together.
@@ -81,12 +100,45 @@ run.Validators.Add(r =>
     {
         r.AddError("--snapshot-at, --snapshot and --snapshot-mem go together: give all three");
     }
+    // A microVM run (Firecracker's way) takes its machine from the API or the file, never from the kernel-run options.
+    bool microVm = r.GetResult(apiSock) is not null || r.GetResult(configFile) is not null;
+    if (r.GetResult(noApi) is { Implicit: false } && r.GetResult(configFile) is null)
+    {
+        r.AddError("--no-api needs --config-file FILE (without the API, the file is the only way to configure the microVM)");
+    }
+    if (r.GetResult(noApi) is { Implicit: false } && r.GetResult(apiSock) is not null)
+    {
+        r.AddError("--no-api and --api-sock: give one or the other");
+    }
+    if (r.GetResult(configFile) is not null && r.GetResult(apiSock) is null && r.GetResult(noApi) is not { Implicit: false })
+    {
+        r.AddError("--config-file FILE needs --api-sock PATH to keep the API, or --no-api (as Firecracker's)");
+    }
+    foreach (Option option in new Option[] { metricsPath, instanceId })
+    {
+        if (!microVm && r.GetResult(option) is { Implicit: false })
+        {
+            r.AddError($"{option.Name} applies to a microVM run: give --api-sock PATH or --config-file FILE too");
+        }
+    }
+    if (microVm)
+    {
+        foreach (Option option in kernelRunOptions)
+        {
+            if (r.GetResult(option) is { Implicit: false })
+            {
+                r.AddError($"{option.Name} does not apply with --api-sock or --config-file: the microVM is configured through the API or the file");
+            }
+        }
+        return;
+    }
+
     // The demo guest is fixed: options for a kernel run would be silently ignored without a kernel.
     if (r.GetResult(kernel) is not null)
     {
         return;
     }
-    foreach (Option option in new Option[] { initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, logLevel, stats, onReset, maxReboots, rng, disk, net, consoleDevice, snapshotAt })
+    foreach (Option option in new Option[] { initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, logLevel, stats, onReset, maxReboots, rng, disk, net, vsock, consoleDevice, snapshotAt })
     {
         if (r.GetResult(option) is { Implicit: false })
         {
@@ -97,6 +149,18 @@ run.Validators.Add(r =>
 run.SetAction(r =>
 {
     TimeSpan? deadline = r.GetValue(timeout);
+    if (r.GetValue(apiSock) is not null || r.GetValue(configFile) is not null)
+    {
+        LogLevel? apiLevel = r.GetValue(logLevel) is var al && al != LogLevel.None ? al : null;
+        return Guarded(() => MicroVmCommand.Run(new MicroVmCommand.Arguments(
+            r.GetValue(apiSock),
+            r.GetValue(configFile),
+            r.GetValue(metricsPath),
+            r.GetValue(instanceId) ?? "anonymous-instance",
+            deadline,
+            apiLevel,
+            r.GetValue(stats) || apiLevel <= LogLevel.Information)));
+    }
     if (r.GetValue(kernel) is not { } kernelPath)
     {
         return Guarded(() => DemoCommand.Run(deadline ?? Timeout.InfiniteTimeSpan));
@@ -118,6 +182,7 @@ run.SetAction(r =>
         r.GetValue(rng),
         r.GetValue(disk) ?? [],
         r.GetValue(net) ?? [],
+        r.GetValue(vsock),
         r.GetValue(consoleDevice))
     {
         SnapshotAt = r.GetValue(snapshotAt),
@@ -145,9 +210,11 @@ var bench = new Command("bench", "Benchmarks");
 var exitsCount = OptionValues.Count("--exits", "Exits per round", 20000, 1, 100_000_000);
 var rounds = OptionValues.Count("--rounds", "Rounds per variant (the median is reported)", 9, 1, 10_000);
 var exits = new Command("exits", "Round trip of a port-I/O exit through the dispatcher against a bare KVM_RUN loop");
+var exitDevices = new Option<bool>("--devices") { Description = "Give each VM an irqchip, a virtio-blk disk and a virtio-rng (ioeventfd, irqfd, event loop running)" };
 exits.Options.Add(exitsCount);
 exits.Options.Add(rounds);
-exits.SetAction(r => Guarded(() => ExitBench.Run(r.GetValue(exitsCount), r.GetValue(rounds))));
+exits.Options.Add(exitDevices);
+exits.SetAction(r => Guarded(() => ExitBench.Run(r.GetValue(exitsCount), r.GetValue(rounds), r.GetValue(exitDevices))));
 bench.Subcommands.Add(exits);
 
 var guestOption = new Option<string?>("--guest") { Description = "The PVH marker guest (default: build tests/guests/marker)" };
@@ -161,6 +228,14 @@ startup.Options.Add(qemuOption);
 startup.Options.Add(runsOption);
 startup.SetAction(r => Guarded(() => StartupBench.Run(r.GetValue(guestOption), r.GetValue(vmmOption), r.GetValue(qemuOption), r.GetValue(runsOption))));
 bench.Subcommands.Add(startup);
+
+var apiRunsOption = OptionValues.Count("--runs", "Runs of each", 15, 1, 10_000);
+var apiBench = new Command("api", "What --api-sock costs: time to the socket accepting and to the guest's marker, and peak RSS, against a plain run");
+apiBench.Options.Add(guestOption);
+apiBench.Options.Add(vmmOption);
+apiBench.Options.Add(apiRunsOption);
+apiBench.SetAction(r => Guarded(() => ApiBench.Run(r.GetValue(guestOption), r.GetValue(vmmOption), r.GetValue(apiRunsOption))));
+bench.Subcommands.Add(apiBench);
 
 var recallsOption = OptionValues.Count("--recalls", "How many recalls", 2000, 1, 10_000_000);
 var recall = new Command("recall", "Time from Recall() on another thread to the Recall handler on the vCPU's thread");
@@ -180,6 +255,29 @@ var snapshotBench = new Command("snapshot", "Snapshot create, restore in a new p
 snapshotBench.Options.Add(snapshotRounds);
 snapshotBench.SetAction(r => Guarded(() => SnapshotBench.Run(r.GetValue(snapshotRounds))));
 bench.Subcommands.Add(snapshotBench);
+
+var benchGuest = new Option<string?>("--guest") { Description = "The virtio-bench guest (default: build tests/guests/virtio-bench)" };
+var benchRounds = OptionValues.Count("--rounds", "Rounds of each (the median is reported)", 3, 1, 1000);
+var blkRequests = OptionValues.Count("--requests", "4 KiB requests per test and round", 50000, 256, 100_000_000);
+var blkDiskMiB = OptionValues.Count("--disk-mib", "Size of the raw image the guest reads and writes, in MiB", 64, 1, 65536);
+var blkBench = new Command("blk", "virtio-blk IOPS: 4 KiB sequential and random reads and writes, deep queue, against QEMU microvm");
+foreach (Option option in new Option[] { benchGuest, vmmOption, qemuOption, benchRounds, blkRequests, blkDiskMiB })
+{
+    blkBench.Options.Add(option);
+}
+blkBench.SetAction(r => Guarded(() => BlkBench.Run(r.GetValue(benchGuest), r.GetValue(vmmOption), r.GetValue(qemuOption),
+    r.GetValue(benchRounds), r.GetValue(blkRequests), r.GetValue(blkDiskMiB))));
+bench.Subcommands.Add(blkBench);
+
+var netFrames = OptionValues.Count("--frames", "Frames each way per round", 100000, 256, 100_000_000);
+var netBench = new Command("net", "virtio-net packets per second guest->TAP and TAP->guest, in a network namespace of its own, against QEMU microvm");
+foreach (Option option in new Option[] { benchGuest, vmmOption, qemuOption, benchRounds, netFrames })
+{
+    netBench.Options.Add(option);
+}
+netBench.SetAction(r => Guarded(() => NetBench.Run(r.GetValue(benchGuest), r.GetValue(vmmOption), r.GetValue(qemuOption),
+    r.GetValue(benchRounds), r.GetValue(netFrames))));
+bench.Subcommands.Add(netBench);
 root.Subcommands.Add(bench);
 
 ParseResult parsed = root.Parse(args);

@@ -20,7 +20,14 @@ internal static unsafe partial class ChildProcess
     public sealed record Result(TimeSpan? MarkerAfter, TimeSpan ExitedAfter, long PeakRssKiB, int ExitStatus, string Output);
 
     /// <summary>Runs <paramref name="argv"/> until it exits, killing it after <paramref name="deadline"/>.</summary>
-    public static Result Run(string[] argv, string marker, TimeSpan deadline)
+    public static Result Run(string[] argv, string marker, TimeSpan deadline) => Run(argv, marker, deadline, null, false);
+
+    /// <summary>
+    /// Runs <paramref name="argv"/> until it exits, killing it after <paramref name="deadline"/>; calls
+    /// <paramref name="onLine"/> with each complete line of its output and the <see cref="Stopwatch"/> timestamp
+    /// of the read that completed it, on this thread; with <paramref name="withStderr"/> its stderr joins stdout.
+    /// </summary>
+    public static Result Run(string[] argv, string marker, TimeSpan deadline, Action<string, long>? onLine, bool withStderr)
     {
         int* fds = stackalloc int[2];
         if (Pipe2(fds, OCloexec) != 0)
@@ -31,7 +38,14 @@ internal static unsafe partial class ChildProcess
         _ = FileActionsInit(actions);
         _ = FileActionsAddOpen(actions, 0, "/dev/null", 0, 0);
         _ = FileActionsAddDup2(actions, fds[1], 1);
-        _ = FileActionsAddOpen(actions, 2, "/dev/null", 1, 0);
+        if (withStderr)
+        {
+            _ = FileActionsAddDup2(actions, fds[1], 2);
+        }
+        else
+        {
+            _ = FileActionsAddOpen(actions, 2, "/dev/null", 1, 0);
+        }
 
         nint[] native = new nint[argv.Length + 1];
         string[] environment = [.. Environment.GetEnvironmentVariables().Keys.Cast<string>()
@@ -70,6 +84,7 @@ internal static unsafe partial class ChildProcess
         }
 
         var output = new StringBuilder();
+        int lineStart = 0;
         TimeSpan? markerAfter = null;
         byte[] buffer = new byte[4096];
         var poll = new PollFd { Fd = fds[0], Events = PollIn };
@@ -94,7 +109,16 @@ internal static unsafe partial class ChildProcess
             {
                 break; // end of file: the child closed its stdout
             }
+            long readAt = Stopwatch.GetTimestamp();
             output.Append(Encoding.UTF8.GetString(buffer, 0, n));
+            for (int i = lineStart; onLine is not null && i < output.Length; i++)
+            {
+                if (output[i] == '\n')
+                {
+                    onLine(output.ToString(lineStart, i - lineStart).TrimEnd('\r'), readAt);
+                    lineStart = i + 1;
+                }
+            }
             if (markerAfter is null && output.ToString().Contains(marker, StringComparison.Ordinal))
             {
                 markerAfter = Stopwatch.GetElapsedTime(start);

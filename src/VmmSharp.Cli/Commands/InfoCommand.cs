@@ -43,7 +43,7 @@ internal static class InfoCommand
             Console.WriteLine($"  {(kvm.Has(capability) ? "yes" : "no "),-4}{capability,-24}{why}");
         }
         bool eventFds = kvm.Has(KvmCapability.Ioeventfd) && kvm.Has(KvmCapability.Irqfd);
-        Console.WriteLine($"virtio devices:   virtio-mmio (version 2): blk (--disk), net (--net, {(File.Exists("/dev/net/tun") ? "/dev/net/tun present" : "no /dev/net/tun here")}), rng (--rng), console (--console virtio)");
+        Console.WriteLine($"virtio devices:   virtio-mmio (version 2): blk (--disk), net (--net, {(File.Exists("/dev/net/tun") ? "/dev/net/tun present" : "no /dev/net/tun here")}), vsock (--vsock, hybrid over a Unix socket), rng (--rng), console (--console virtio)");
         Console.WriteLine(eventFds
             ? "                  notifications through ioeventfd, interrupts through irqfd, device work on its own threads"
             : "                  fallback: notifications through MMIO exits, interrupts through KVM_IRQ_LINE (no ioeventfd/irqfd here)");

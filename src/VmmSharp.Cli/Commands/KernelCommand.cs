@@ -33,6 +33,7 @@ internal static class KernelCommand
         bool Rng,
         IReadOnlyList<DiskOptions> Disks,
         IReadOnlyList<NetOptions> Networks,
+        VsockOptions? Vsock,
         ConsoleDevice ConsoleDevice)
     {
         /// <summary>With <see cref="SnapshotState"/> and <see cref="SnapshotMemory"/>: pause, snapshot and exit after this long.</summary>
@@ -72,6 +73,7 @@ internal static class KernelCommand
             Rng = args.Rng,
             Disks = args.Disks,
             Networks = args.Networks,
+            Vsock = args.Vsock,
             ConsoleDevice = args.ConsoleDevice,
             // vmm exits right after: KVM's teardown of the VM (15-35 ms here) happens in a helper, off the exit path.
             HandOffTeardown = true,

@@ -13,20 +13,27 @@ namespace VmmSharp.Events;
 /// run one at a time on the loop's thread, so a subscriber never races another subscriber of the same loop. The
 /// loop consumes the eventfd's counter before calling its subscriber (signals that arrive while the subscriber runs
 /// call it once more). A subscriber that throws is logged and stays subscribed; the loop keeps serving the others.</para>
+/// <para>A pause (<see cref="Pause"/>) parks the thread between batches of events, so no subscriber runs while a VM is
+/// paused or snapshotted; <see cref="Resume"/> lets it go on with what arrived meanwhile.</para>
 /// <para>The wait itself allocates nothing; an event costs one <c>epoll_wait</c> and one <c>read</c>.</para>
 /// </remarks>
 public sealed unsafe partial class EventLoop : IDisposable
 {
     private const int MaxEventsPerWait = 16;
     private const ulong StopToken = ulong.MaxValue;
+    private const ulong WakeToken = ulong.MaxValue - 1;
 
     private readonly SafeFileDescriptor _epoll;
     private readonly EventFd _stop = new();
+    private readonly EventFd _wake = new();
+    private readonly object _pauseLock = new(); // a monitor: the parked loop waits on it
     private readonly ILogger? _logger;
     private readonly Lock _lock = new();
     private Subscription[] _subscriptions = [];
     private Thread? _thread;
     private volatile bool _stopping;
+    private volatile bool _pauseRequested;
+    private bool _parked;
     private bool _disposed;
 
     /// <summary>Creates the loop (not yet running).</summary>
@@ -41,10 +48,12 @@ public sealed unsafe partial class EventLoop : IDisposable
         {
             int errno = Marshal.GetLastPInvokeError();
             _stop.Dispose();
+            _wake.Dispose();
             throw new VmmException($"epoll_create1: {Libc.ErrorText(errno)}");
         }
         _epoll = new SafeFileDescriptor(fd);
         Watch(_stop, StopToken);
+        Watch(_wake, WakeToken);
     }
 
     /// <summary>The loop thread's name.</summary>
@@ -52,6 +61,9 @@ public sealed unsafe partial class EventLoop : IDisposable
 
     /// <summary>Whether the loop's thread is running.</summary>
     public bool IsRunning => _thread is { IsAlive: true };
+
+    /// <summary>Whether the loop is paused (<see cref="Pause"/>): it calls no subscriber until <see cref="Resume"/>.</summary>
+    public bool IsPaused => _pauseRequested;
 
     /// <summary>
     /// Calls <paramref name="onReadable"/> on the loop's thread each time <paramref name="eventFd"/> is signalled.
@@ -109,6 +121,52 @@ public sealed unsafe partial class EventLoop : IDisposable
     }
 
     /// <summary>
+    /// Holds the loop: the subscriber running now (and the rest of its batch of events) finishes, then no subscriber
+    /// runs until <see cref="Resume"/>. Events that arrive meanwhile wait in the kernel (an eventfd keeps its count,
+    /// epoll keeps an edge) and are served after the resume. Returns whether the loop's thread is parked within
+    /// <paramref name="deadline"/> (a loop not started, or stopped, counts as parked; a loop started while paused parks at once).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Called from a subscriber, on the loop's own thread.</exception>
+    public bool Pause(TimeSpan deadline)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (Thread.CurrentThread == _thread)
+        {
+            throw new InvalidOperationException($"event loop '{Name}' cannot be paused from one of its own subscribers");
+        }
+        lock (_pauseLock)
+        {
+            _pauseRequested = true;
+            _wake.Signal();
+            long end = Environment.TickCount64 + (long)Math.Min(deadline.TotalMilliseconds, int.MaxValue);
+            while (!_parked && _thread is { IsAlive: true } && !_stopping)
+            {
+                long left = end - Environment.TickCount64;
+                if (deadline != Timeout.InfiniteTimeSpan && left <= 0)
+                {
+                    return false;
+                }
+                // Woken by the loop as it parks; the bounded wait also notices a thread that ended.
+                Monitor.Wait(_pauseLock, deadline == Timeout.InfiniteTimeSpan ? 100 : (int)Math.Clamp(left, 1, 100));
+            }
+            return true;
+        }
+    }
+
+    /// <summary>Lets a paused loop call its subscribers again; does nothing to a running loop.</summary>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage(
+        "Naming", "CA1716:Identifiers should not match keywords", Justification = "Pause and resume are the lifecycle's terms; VB is not a target.")]
+    public void Resume()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        lock (_pauseLock)
+        {
+            _pauseRequested = false;
+            Monitor.PulseAll(_pauseLock);
+        }
+    }
+
+    /// <summary>
     /// Asks the loop to stop and waits up to <paramref name="deadline"/> for its thread to end (a subscriber still
     /// running delays it). Returns whether the thread ended; a loop never started counts as stopped.
     /// </summary>
@@ -117,6 +175,10 @@ public sealed unsafe partial class EventLoop : IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         _stopping = true;
         _stop.Signal();
+        lock (_pauseLock)
+        {
+            Monitor.PulseAll(_pauseLock); // a parked loop wakes to stop
+        }
         return _thread is not { } t || t.Join(deadline);
     }
 
@@ -140,6 +202,7 @@ public sealed unsafe partial class EventLoop : IDisposable
         }
         _epoll.Dispose();
         _stop.Dispose();
+        _wake.Dispose();
     }
 
     private void Watch(SafeHandle eventFd, ulong token, bool edgeTriggered = false)
@@ -157,6 +220,11 @@ public sealed unsafe partial class EventLoop : IDisposable
         Libc.EpollEvent* events = stackalloc Libc.EpollEvent[MaxEventsPerWait];
         while (!_stopping)
         {
+            if (_pauseRequested)
+            {
+                Park();
+                continue;
+            }
             int n = Libc.EpollWait(_epoll, events, MaxEventsPerWait, -1);
             if (n < 0)
             {
@@ -175,6 +243,11 @@ public sealed unsafe partial class EventLoop : IDisposable
             for (int i = 0; i < n && !_stopping; i++)
             {
                 ulong token = events[i].Data;
+                if (token == WakeToken)
+                {
+                    _wake.Consume(); // a pause asked the loop to look at its flag
+                    continue;
+                }
                 if (token >= (ulong)subscriptions.Length)
                 {
                     continue; // the stop eventfd
@@ -198,6 +271,21 @@ public sealed unsafe partial class EventLoop : IDisposable
                     }
                 }
             }
+        }
+    }
+
+    /// <summary>Waits, calling no subscriber, until the pause ends or the loop stops.</summary>
+    private void Park()
+    {
+        lock (_pauseLock)
+        {
+            _parked = true;
+            Monitor.PulseAll(_pauseLock);
+            while (_pauseRequested && !_stopping)
+            {
+                Monitor.Wait(_pauseLock);
+            }
+            _parked = false;
         }
     }
 

@@ -74,18 +74,9 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "lseek", SetLastError = true)]
     public static partial long Lseek(Microsoft.Win32.SafeHandles.SafeFileHandle fd, long offset, int whence);
 
-    /// <summary><c>stat</c>; only the device and inode (the first two words of x86-64's <c>struct stat</c>) are used.</summary>
+    /// <summary><c>stat</c> (following symbolic links, unlike <see cref="Lstat"/>).</summary>
     [LibraryImport(Lib, EntryPoint = "stat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    public static partial int Stat(string path, StatBuffer* buffer);
-
-    /// <summary>x86-64's 144-byte <c>struct stat</c>.</summary>
-    [StructLayout(LayoutKind.Sequential)]
-    public struct StatBuffer
-    {
-        public ulong Device;
-        public ulong Inode;
-        private fixed ulong _rest[16];
-    }
+    public static partial int StatPath(string path, Stat* buffer);
 
     [LibraryImport(Lib, EntryPoint = "madvise", SetLastError = true)]
     public static partial int Madvise(nint addr, nuint length, int advice);

@@ -121,6 +121,11 @@ public sealed record MachineOptions(string KernelPath)
     public IReadOnlyList<NetOptions> Networks { get; init; } = [];
 
     /// <summary>
+    /// The virtio-vsock device (Firecracker's hybrid vsock: host programs connect to a Unix socket); null for none.
+    /// </summary>
+    public VsockOptions? Vsock { get; init; }
+
+    /// <summary>
     /// Which device carries the guest's console: COM1 (<see cref="ConsoleDevice.Serial"/>, always present) or a
     /// virtio-console port (the guest's hvc0; give it <c>console=hvc0</c>) that then gets <see cref="Console"/>'s output and input.
     /// </summary>
@@ -158,6 +163,14 @@ public sealed record NetOptions(string Tap)
     /// <summary>The guest's MAC address (6 bytes); null for 52:54:00:12:34:5N, N the card's index.</summary>
     public byte[]? Mac { get; init; }
 }
+
+/// <summary>A virtio-vsock device whose host side is a Unix socket (Firecracker's hybrid vsock).</summary>
+/// <param name="GuestCid">The guest's context id, 3 or more.</param>
+/// <param name="SocketPath">
+/// The Unix socket the machine creates (and removes when disposed): a host program connects and writes
+/// <c>CONNECT port\n</c>; the guest's connections to host port P go to <c>SocketPath_P</c>.
+/// </param>
+public sealed record VsockOptions(ulong GuestCid, string SocketPath);
 
 /// <summary>The device that carries the guest's console.</summary>
 public enum ConsoleDevice

@@ -9,6 +9,7 @@ using VmmSharp.Devices.Virtio.Console;
 using VmmSharp.Devices.Virtio.Mmio;
 using VmmSharp.Devices.Virtio.Net;
 using VmmSharp.Devices.Virtio.Rng;
+using VmmSharp.Devices.Virtio.Vsock;
 using VmmSharp.Events;
 using VmmSharp.Kvm;
 
@@ -81,6 +82,21 @@ public sealed partial class PcMachine
                 catch (ArgumentException e)
                 {
                     throw MachineConfigurationException.FromArgument(nameof(MachineOptions.Networks), e);
+                }
+            }
+            if (options.Vsock is { } vsock)
+            {
+                try
+                {
+                    models.Add(new VirtioVsock(vsock.GuestCid, vsock.SocketPath, logger));
+                }
+                catch (IOException e)
+                {
+                    throw new MachineConfigurationException(nameof(MachineOptions.Vsock), e.Message, e);
+                }
+                catch (ArgumentException e)
+                {
+                    throw MachineConfigurationException.FromArgument(nameof(MachineOptions.Vsock), e);
                 }
             }
             if (options.Rng)
@@ -168,6 +184,10 @@ public sealed partial class PcMachine
             if (models[i] is VirtioNet net)
             {
                 _events.AddReadable(net.Backend, net.OnBackendReadable);
+            }
+            if (models[i] is VirtioVsock vsock)
+            {
+                _events.AddReadable(vsock.Backend, vsock.OnBackendReadable);
             }
             if (models[i] is VirtioConsole console)
             {

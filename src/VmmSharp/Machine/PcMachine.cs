@@ -157,14 +157,16 @@ public sealed partial class PcMachine : IDisposable
             IoBus = new IoBus(_logger);
             Serial = new Serial8250(output, IrqchipLine.For(_vm.Handle, Com1Irq));
             IoBus.Register(Com1Port, Serial8250.PortCount, Serial);
-            var i8042 = new I8042(OnGuestReset, IrqchipLine.For(_vm.Handle, KeyboardIrq), IrqchipLine.For(_vm.Handle, AuxIrq));
-            IoBus.Register(I8042.DataPortAddress, 1, i8042.DataPort);
-            IoBus.Register(I8042.CommandPortAddress, 1, i8042.CommandPort);
+            Keyboard = new I8042(OnGuestReset, IrqchipLine.For(_vm.Handle, KeyboardIrq), IrqchipLine.For(_vm.Handle, AuxIrq));
+            IoBus.Register(I8042.DataPortAddress, 1, Keyboard.DataPort);
+            IoBus.Register(I8042.CommandPortAddress, 1, Keyboard.CommandPort);
             ulong below4G = Math.Min(options.MemorySize, Layout.MmioHoleStart);
-            IoBus.Register(CmosRtc.DefaultPort, CmosRtc.PortCount, new CmosRtc(below4G, options.MemorySize - below4G));
+            _cmos = new CmosRtc(below4G, options.MemorySize - below4G);
+            IoBus.Register(CmosRtc.DefaultPort, CmosRtc.PortCount, _cmos);
             IoBus.Register(DebugExitDevice.DefaultPort, DebugExitDevice.DefaultPortCount, new DebugExitDevice(OnDebugExit));
-            IoBus.Register(Layout.AcpiSleepControlPort, AcpiSleepControl.PortCount, new AcpiSleepControl(OnAcpiSleep));
-            IoBus.Register(FwCfg.DefaultPort, FwCfg.PortCount, new FwCfg(new FwCfgOptions
+            _acpiSleep = new AcpiSleepControl(OnAcpiSleep);
+            IoBus.Register(Layout.AcpiSleepControlPort, AcpiSleepControl.PortCount, _acpiSleep);
+            _fwCfg = new FwCfg(new FwCfgOptions
             {
                 CpuCount = (ushort)options.CpuCount,
                 RamSize = options.MemorySize,
@@ -174,7 +176,8 @@ public sealed partial class PcMachine : IDisposable
                 KernelSize = (uint)(restore is null ? (ulong)kernel.Length : Boot.KernelEnd - Boot.KernelStart),
                 InitrdAddress = (uint)(Boot.InitrdAddress ?? 0),
                 InitrdSize = (uint)(restore is null ? (ulong)initrd.Length : Boot.InitrdSize),
-            }));
+            });
+            IoBus.Register(FwCfg.DefaultPort, FwCfg.PortCount, _fwCfg);
 
             for (int i = 0; i < options.CpuCount; i++)
             {
@@ -217,6 +220,9 @@ public sealed partial class PcMachine : IDisposable
 
     /// <summary>COM1, whose host side is <see cref="MachineOptions.Console"/>; input may also be queued directly (<see cref="Serial8250.EnqueueInput"/>).</summary>
     public Serial8250 Serial { get; }
+
+    /// <summary>The i8042 keyboard controller (its reset line ends or reboots the run); <see cref="I8042.SendCtrlAltDel"/> asks the guest to reboot.</summary>
+    public I8042 Keyboard { get; }
 
     /// <summary>
     /// Runs the guest until it ends the run (debug-exit, shutdown, reset), fails, is stopped with

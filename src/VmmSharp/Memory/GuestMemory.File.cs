@@ -116,8 +116,8 @@ public sealed partial class GuestMemory
             try
             {
                 var info = new FileInfo(path);
-                Libc.StatBuffer stat;
-                if (!info.Exists || Libc.Stat(path, &stat) != 0)
+                Libc.Stat stat;
+                if (!info.Exists || Libc.StatPath(path, &stat) != 0)
                 {
                     throw new GuestMemoryFileException(path, "does not exist");
                 }

@@ -293,7 +293,100 @@ public class VmmCommandTests
         Assert.Matches(@"\nexit: vmm [0-9.]+ ms\n", o.Stdout);
     }
 
+    private static string Apphost => Path.Combine(AppContext.BaseDirectory, "vmm"); // the benches spawn it as a command
+
+    private static bool QemuOnPath => (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':')
+        .Any(d => File.Exists(Path.Combine(d, "qemu-system-x86_64")));
+
+    private static void EnsureQemu()
+    {
+        if (!QemuOnPath)
+        {
+            Assert.Skip("qemu-system-x86_64 is not on PATH (apt-get install qemu-system-x86): the comparison was not run");
+        }
+    }
+
+    private static double[] Numbers(Match m) =>
+        [.. m.Groups.Cast<Group>().Skip(1).Select(g => double.Parse(g.Value, CultureInfo.InvariantCulture))];
+
+    [Fact]
+    public void BlkBenchReportsEachTestsIopsAndEndsWithTheSummaryLine()
+    {
+        KvmRequirement.Ensure();
+        Outcome o = Vmm("", "bench", "blk", "--rounds", "1", "--requests", "2000", "--disk-mib", "8", "--guest", TestGuests.VirtioBenchKernel, "--vmm", Apphost);
+        Assert.True(o.Status == 0, o.Stderr + o.Stdout);
+        foreach (string test in new[] { "seqread", "randread", "seqwrite", "randwrite" })
+        {
+            Match row = Regex.Match(o.Stdout, $@"
+  {test} +([0-9]+) +([0-9.]+)
+");
+            Assert.True(row.Success, o.Stdout);
+            Assert.All(Numbers(row), v => Assert.True(v > 0, row.Value));
+        }
+        Match last = Regex.Match(o.Stdout, @"
+blk: vmm ([0-9]+) IOPS \(([0-9.]+) MiB/s\)
+$");
+        Assert.True(last.Success, o.Stdout);
+        Assert.All(Numbers(last), v => Assert.True(v > 0, last.Value));
+    }
+
+    [Fact]
+    public void BlkBenchAgainstQemuEndsWithBothAndTheirRatio()
+    {
+        KvmRequirement.Ensure();
+        EnsureQemu();
+        Outcome o = Vmm("", "bench", "blk", "--qemu", "--rounds", "1", "--requests", "2000", "--disk-mib", "8", "--guest", TestGuests.VirtioBenchKernel, "--vmm", Apphost);
+        Assert.True(o.Status == 0, o.Stderr + o.Stdout);
+        Assert.Single(Regex.Matches(o.Stdout, @"round 1 qemu seqread +[0-9]+ IOPS"));
+        Match last = Regex.Match(o.Stdout, @"
+blk: vmm ([0-9]+) IOPS, qemu ([0-9]+) IOPS, ratio ([0-9.]+)
+$");
+        Assert.True(last.Success, o.Stdout);
+        Assert.All(Numbers(last), v => Assert.True(v > 0, last.Value));
+    }
+
+    [Fact]
+    public void NetBenchReportsBothDirectionsAndEndsWithTheSummaryLine()
+    {
+        KvmRequirement.Ensure();
+        string[] qemu = QemuOnPath ? ["--qemu"] : []; // the namespace, TAP and sender are the same either way
+        Outcome o = Vmm("", ["bench", "net", .. qemu, "--rounds", "1", "--frames", "2000", "--guest", TestGuests.VirtioBenchKernel, "--vmm", Apphost]);
+        Assert.True(o.Status == 0, o.Stderr + o.Stdout);
+        foreach (string test in new[] { "tx", "rx" })
+        {
+            Match row = Regex.Match(o.Stdout, $@"
+  {test} +([0-9]+)");
+            Assert.True(row.Success, o.Stdout);
+            Assert.True(Numbers(row)[0] > 0, row.Value);
+        }
+        Match last = QemuOnPath
+            ? Regex.Match(o.Stdout, @"
+net: vmm ([0-9]+) pps, qemu ([0-9]+) pps, ratio ([0-9.]+)
+$")
+            : Regex.Match(o.Stdout, @"
+net: vmm ([0-9]+) pps
+$");
+        Assert.True(last.Success, o.Stdout);
+        Assert.All(Numbers(last), v => Assert.True(v > 0, last.Value));
+    }
+
+    [Fact]
+    public void ExitBenchWithDevicesAttachedSaysSoAndEndsWithTheRatio()
+    {
+        KvmRequirement.Ensure();
+        Outcome o = Vmm("", "bench", "exits", "--devices", "--exits", "500", "--rounds", "1");
+        Assert.True(o.Status == 0, o.Stderr + o.Stdout);
+        Assert.Contains("virtio-blk and virtio-rng on ioeventfd/irqfd", o.Stdout, StringComparison.Ordinal);
+        Match last = Regex.Match(o.Stdout, @"
+exit round trip: dispatcher ([0-9]+) ns, raw ([0-9]+) ns, ratio ([0-9.]+)
+$");
+        Assert.True(last.Success, o.Stdout);
+        Assert.All(Numbers(last), v => Assert.True(v > 0, last.Value));
+    }
+
     [Theory]
+    [InlineData("blk --requests 10", "--requests '10': give a whole number from 256 to")]
+    [InlineData("net --frames 0", "--frames '0': give a whole number from 256 to")]
     [InlineData("startup --runs 0", "--runs '0': give a whole number from 1 to 10000")]
     [InlineData("exits --exits 0", "--exits '0': give a whole number from 1 to")]
     [InlineData("exits --rounds -5", "--rounds '-5': give a whole number from 1 to")]
@@ -304,5 +397,67 @@ public class VmmCommandTests
         Assert.NotEqual(0, o.Status);
         Assert.Contains(expected, Assert.Single(o.StderrLines), StringComparison.Ordinal);
         Assert.Equal("", o.Stdout);
+    }
+    [Fact]
+    public void RunWithVsockCreatesItsSocketAndRemovesItAtExit()
+    {
+        KvmRequirement.Ensure();
+        string dir = Directory.CreateTempSubdirectory("vmmsharp-vsock-cli").FullName;
+        try
+        {
+            string uds = Path.Combine(dir, "vm.vsock");
+            Outcome o = Vmm("", "run", "--kernel", TestGuests.MarkerKernel, "--vsock", $"cid=3,uds={uds}");
+            Assert.True(o.Status == 1, o.Stderr);
+            Assert.Equal("VMM-MARKER", o.Stdout.Trim());
+            Assert.Equal("", o.Stderr);
+            Assert.False(File.Exists(uds), "vmm left its vsock socket behind");
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void AVsockSocketPathInUseIsOneLineNamingIt()
+    {
+        KvmRequirement.Ensure();
+        string dir = Directory.CreateTempSubdirectory("vmmsharp-vsock-cli").FullName;
+        try
+        {
+            string uds = Path.Combine(dir, "busy.vsock");
+            using var other = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+            other.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(uds));
+            other.Listen(1);
+            Outcome o = Vmm("", "run", "--kernel", TestGuests.MarkerKernel, "--vsock", $"cid=3,uds={uds}");
+            Assert.Equal(1, o.Status);
+            string line = Assert.Single(o.StderrLines);
+            Assert.Contains($"'{uds}' is in use", line, StringComparison.Ordinal);
+            Assert.True(File.Exists(uds), "vmm removed a socket that was not its own");
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Theory]
+    [InlineData("cid=2,uds=/tmp/x.vsock", "cid 2 is reserved")]
+    [InlineData("uds=/tmp/x.vsock", "the cid is missing")]
+    [InlineData("cid=3,port=9", "cannot use 'port=9'")]
+    public void ABadVsockArgumentIsOneLineNamingIt(string value, string expected)
+    {
+        Outcome o = Vmm("", "run", "--kernel", "/nonexistent", "--vsock", value);
+        Assert.Equal(1, o.Status);
+        Assert.Contains(expected, Assert.Single(o.StderrLines), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void InfoListsVsockAmongTheVirtioDevices()
+    {
+        KvmRequirement.Ensure();
+        Outcome o = Vmm("", "info");
+        Assert.Equal(0, o.Status);
+        Assert.Matches(@"virtio devices: .*vsock \(--vsock", o.Stdout);
     }
 }

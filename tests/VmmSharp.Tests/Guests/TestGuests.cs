@@ -25,6 +25,15 @@ public static class TestGuests
     /// <summary>Smallest PVH kernel: prints <c>VMM-MARKER</c> and debug-exits with 0.</summary>
     public static string MarkerKernel => Path.Combine(OutputDirectory, "marker.elf");
 
+    /// <summary>
+    /// ELF32 PVH virtio test guest: finds the virtio-mmio devices (ACPI DSDT, or <c>discover=cmdline</c>) and runs the
+    /// tests its command line names (<c>blk</c>, <c>net</c>, <c>rng</c>, <c>hostile=CASE</c>); see tests/guests/README.md.
+    /// </summary>
+    public static string VirtioKernel => Path.Combine(OutputDirectory, "virtio.elf");
+
+    /// <summary>ELF64 PVH kernel: the virtio benchmark driver (polls at CPL3); <c>bench=blk|net count=N</c> on its command line.</summary>
+    public static string VirtioBenchKernel => Path.Combine(OutputDirectory, "virtio-bench.elf");
+
     /// <summary>Folder that holds the built guests (builds them on first use).</summary>
     public static string OutputDirectory => Built.Value;
 
@@ -82,7 +91,9 @@ public static class TestGuests
     private static bool IsComplete(string dir) =>
         File.Exists(Path.Combine(dir, "multiboot.elf")) &&
         File.Exists(Path.Combine(dir, "pvh.elf")) &&
-        File.Exists(Path.Combine(dir, "marker.elf"));
+        File.Exists(Path.Combine(dir, "marker.elf")) &&
+        File.Exists(Path.Combine(dir, "virtio.elf")) &&
+        File.Exists(Path.Combine(dir, "virtio-bench.elf"));
 
     private static void RunMake(string source, string output)
     {

@@ -31,16 +31,19 @@ internal sealed class MachineRun
     /// <param name="deadline">The run's deadline.</param>
     /// <param name="stopWhen">Ends the run early (status 0, outcome Stopped) once the output so far satisfies it; checked at each line's end.</param>
     /// <param name="afterRun">Looks at the machine after the run, before it is disposed.</param>
-    public static MachineRun Start(MachineOptions options, TimeSpan deadline, Func<string, bool>? stopWhen = null, Action<PcMachine>? afterRun = null)
+    /// <param name="onLine">Called with the machine and the output so far at each line's end, on the thread that wrote it (keep it short).</param>
+    public static MachineRun Start(MachineOptions options, TimeSpan deadline, Func<string, bool>? stopWhen = null, Action<PcMachine>? afterRun = null,
+        Action<PcMachine, string>? onLine = null)
     {
         var serial = new WatchedStream();
         using var output = new ConsoleOutput(serial);
         using var machine = new PcMachine(options with { Console = new HostConsole(output), Deadline = deadline });
-        if (stopWhen is not null)
+        if (stopWhen is not null || onLine is not null)
         {
             serial.OnLine = text =>
             {
-                if (stopWhen(text))
+                onLine?.Invoke(machine, text);
+                if (stopWhen?.Invoke(text) == true)
                 {
                     machine.RequestStop(0, "the test saw what it waited for");
                 }

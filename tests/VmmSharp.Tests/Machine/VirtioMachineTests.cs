@@ -14,14 +14,14 @@ namespace VmmSharp.Tests.Machine;
 /// </summary>
 public class VirtioMachineTests
 {
-    private const ulong Desc = 0x400000, Avail = 0x401000, Used = 0x402000, Buffer = 0x403000;
+    internal const ulong Desc = 0x400000, Avail = 0x401000, Used = 0x402000, Buffer = 0x403000;
 
     /// <summary>
     /// The driver: reset, ACKNOWLEDGE|DRIVER, VERSION_1 only, FEATURES_OK, queue 0 of 16 entries, DRIVER_OK; then one
     /// 64-byte writable buffer made available and notified. It waits (bounded) for the used ring and debug-exits with
     /// InterruptStatus (1: used buffer), or 0x40 + a step number when something fails.
     /// </summary>
-    private static byte[] RngDriverKernel() => GuestImages.BzImageRunning(a =>
+    internal static byte[] RngDriverKernel() => GuestImages.BzImageRunning(a =>
     {
         Label fail = a.CreateLabel(), poll = a.CreateLabel(), done = a.CreateLabel();
         a.mov(rbx, Layout.VirtioMmioBase);

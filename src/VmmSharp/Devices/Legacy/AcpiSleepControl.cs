@@ -1,4 +1,5 @@
 using VmmSharp.Buses;
+using VmmSharp.State;
 
 namespace VmmSharp.Devices.Legacy;
 
@@ -7,7 +8,9 @@ namespace VmmSharp.Devices.Legacy;
 /// (bit 5) set asks for the sleep state in SLP_TYP (bits 2–4); the machine decides what a state means
 /// (5, soft-off, is power-off). Status reads 0: the guest never wakes from anything.
 /// </summary>
-public sealed class AcpiSleepControl : IPioDevice
+/// <remarks>The registers keep nothing (a write is an action, status is always 0), so the saved state is empty; it is a
+/// section of its own so that a later version with state (wake status, say) reads snapshots of this one.</remarks>
+public sealed class AcpiSleepControl : IPioDevice, IStateful
 {
     /// <summary>The number of ports: control, then status.</summary>
     public const ushort PortCount = 2;
@@ -22,6 +25,18 @@ public sealed class AcpiSleepControl : IPioDevice
         ArgumentNullException.ThrowIfNull(sleep);
         _sleep = sleep;
     }
+
+    /// <inheritdoc/>
+    public ushort StateVersion => 1;
+
+    /// <inheritdoc/>
+    public void SaveState(StateWriter writer)
+    {
+    }
+
+    /// <inheritdoc/>
+    public void RestoreState(ref StateReader reader, ushort version)
+        => StateFormatException.ThrowIfUnknownVersion(reader.Component, version, StateVersion);
 
     /// <inheritdoc/>
     public void Read(ushort offset, Span<byte> data) => data.Clear();

@@ -13,7 +13,7 @@ namespace VmmSharp.Devices.Legacy;
 /// <para>The memory-size bytes are filled in as a PC BIOS does, so guests that read them (and firmware) see the RAM.
 /// Periodic, alarm and update interrupts are not emulated; register C reads 0.</para>
 /// </remarks>
-public sealed class CmosRtc : IPioDevice
+public sealed partial class CmosRtc : IPioDevice
 {
     /// <summary>The index port; the data port follows it.</summary>
     public const ushort DefaultPort = 0x70;

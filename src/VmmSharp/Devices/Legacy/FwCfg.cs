@@ -15,7 +15,7 @@ namespace VmmSharp.Devices.Legacy;
 /// <para>As QEMU's combined I/O region does, a 16-bit write to either port selects and an 8-bit read from either
 /// port reads data; other widths read all ones and write nothing.</para>
 /// </remarks>
-public sealed class FwCfg : IPioDevice
+public sealed partial class FwCfg : IPioDevice
 {
     /// <summary>The selector port; the data port follows it.</summary>
     public const ushort DefaultPort = 0x510;
@@ -153,6 +153,7 @@ public sealed class FwCfg : IPioDevice
 
     private void Select(ushort key)
     {
+        _selector = key;
         _offset = 0;
         // Arch-local items (0x8000 and up) are none here; the write-channel bit does not change the item.
         _current = (key & FwCfgKeys.ArchLocal) == 0 && _items.TryGetValue((ushort)(key & FwCfgKeys.EntryMask), out byte[]? item) ? item : [];

@@ -23,7 +23,7 @@ namespace VmmSharp.Devices.Legacy;
 /// <para>All state sits behind one lock, so vCPU threads, an input thread and the output's writer thread can call in
 /// concurrently. Nothing the guest writes or reads, at any offset, throws or allocates.</para>
 /// </remarks>
-public sealed class Serial8250 : IPioDevice, IDisposable
+public sealed partial class Serial8250 : IPioDevice, IDisposable
 {
     /// <summary>The number of ports the UART decodes.</summary>
     public const ushort PortCount = 8;
@@ -93,6 +93,7 @@ public sealed class Serial8250 : IPioDevice, IDisposable
     private bool _irqLevel;
     private bool _transmitterReady = true;
     private bool _disposed;
+    private bool _paused;
 
     /// <summary>Creates a UART that transmits into <paramref name="output"/> and interrupts through <paramref name="irq"/>.</summary>
     /// <param name="output">Receives transmitted bytes; it may be shared with other devices and outlive this one.</param>
@@ -130,6 +131,10 @@ public sealed class Serial8250 : IPioDevice, IDisposable
     {
         lock (_lock)
         {
+            if (_paused)
+            {
+                return 0; // offered again after the resume
+            }
             if ((_mcr & McrLoop) != 0)
             {
                 // In loopback the receiver hears only the transmitter; the line's bytes are lost, as on the chip.
@@ -323,9 +328,9 @@ public sealed class Serial8250 : IPioDevice, IDisposable
     {
         lock (_lock)
         {
-            if (_disposed)
+            if (_disposed || _paused)
             {
-                return;
+                return; // a paused UART looks at its transmitter again when it resumes
             }
             TrackTransmitter();
             UpdateIrq();

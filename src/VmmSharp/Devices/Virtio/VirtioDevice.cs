@@ -12,7 +12,7 @@ namespace VmmSharp.Devices.Virtio;
 /// <para>Lifecycle, driven by the transport: <see cref="Activate"/> when the driver sets DRIVER_OK, <see cref="Notify"/>
 /// for each queue notification (on the event loop's thread), <see cref="Reset"/> when the driver writes status 0.
 /// All three hold <see cref="Sync"/>, so a reset never overlaps queue processing; a device that works on another
-/// thread (an I/O worker) takes <see cref="Sync"/> there too.</para>
+/// thread (an I/O worker, host input) takes <see cref="Sync"/> there too, and does nothing while <see cref="IsPaused"/>.</para>
 /// <para>A device that finds the guest breaking the rules calls <see cref="Fail"/>: it sets DEVICE_NEEDS_RESET,
 /// logs the first such failure at Warning, stops serving its queues until the driver resets it, and raises a
 /// configuration-change interrupt; the VMM and the other devices carry on.</para>
@@ -147,6 +147,7 @@ public abstract partial class VirtioDevice : IDisposable
             DriverFeatures = 0;
             _needsReset = false;
             Failure = null;
+            _restoredActive = false;
         }
     }
 
@@ -155,6 +156,11 @@ public abstract partial class VirtioDevice : IDisposable
     {
         lock (Sync)
         {
+            if (_paused)
+            {
+                _notifiedWhilePaused = true; // served by Resume
+                return;
+            }
             if (_memory is not null && !_needsReset && (uint)queue < (uint)_queues.Length && _queues[queue].IsActive)
             {
                 OnNotify(queue);

@@ -9,6 +9,7 @@ internal sealed class TestRing
 {
     public const ulong Desc = 0x1000, Avail = 0x2000, Used = 0x3000, Data = 0x10000;
 
+    private readonly ulong _desc = Desc, _avail = Avail, _used = Used;
     private ushort _availIdx;
 
     public TestRing(GuestMemory memory, ushort size = 16, ulong features = VirtioFeatures.Common)
@@ -28,13 +29,22 @@ internal sealed class TestRing
         }
     }
 
+    /// <summary>The driver's side of <paramref name="queue"/>, whose rings the driver placed at the given addresses (through the transport).</summary>
+    public TestRing(GuestMemory memory, Virtqueue queue, ulong desc, ulong avail, ulong used)
+    {
+        Memory = memory;
+        Queue = queue;
+        Size = queue.Size;
+        (_desc, _avail, _used) = (desc, avail, used);
+    }
+
     public GuestMemory Memory { get; }
 
     public Virtqueue Queue { get; }
 
     public ushort Size { get; }
 
-    public ushort UsedIdx => Memory.Read<ushort>(Used + 2);
+    public ushort UsedIdx => Memory.Read<ushort>(_used + 2);
 
     /// <summary>Guest memory with a hole: RAM at [0, 1 MiB) and [2 MiB, 3 MiB).</summary>
     public static GuestMemory MemoryWithHole() => new(new GuestRegionSpec(0, 1 << 20), new GuestRegionSpec(2 << 20, 1 << 20));
@@ -48,23 +58,23 @@ internal sealed class TestRing
     }
 
     public void SetDescriptor(int index, ulong address, uint length, ushort flags = 0, ushort next = 0)
-        => WriteDescriptor(Desc, index, address, length, flags, next);
+        => WriteDescriptor(_desc, index, address, length, flags, next);
 
     public void WriteDescriptor(ulong table, int index, ulong address, uint length, ushort flags = 0, ushort next = 0)
         => Memory.Write(table + ((ulong)index * 16), new VirtqDescriptor { Address = address, Length = length, Flags = flags, Next = next });
 
     public void Offer(ushort head)
     {
-        Memory.Write(Avail + 4 + (2 * (ulong)(_availIdx % Size)), head);
+        Memory.Write(_avail + 4 + (2 * (ulong)(_availIdx % Size)), head);
         _availIdx++;
-        Memory.Write(Avail + 2, _availIdx);
+        Memory.Write(_avail + 2, _availIdx);
     }
 
-    public void SetAvailIndex(ushort index) => Memory.Write(Avail + 2, _availIdx = index);
+    public void SetAvailIndex(ushort index) => Memory.Write(_avail + 2, _availIdx = index);
 
     public (uint Id, uint Length) UsedElement(int i)
     {
-        ulong e = Used + 4 + (8 * (ulong)(i % Size));
+        ulong e = _used + 4 + (8 * (ulong)(i % Size));
         return (Memory.Read<uint>(e), Memory.Read<uint>(e + 4));
     }
 

@@ -44,13 +44,13 @@ public sealed class VirtioConsole : VirtioDevice
 
     /// <summary>
     /// Puts as much of <paramref name="input"/> as the guest's receive buffers hold into them; returns how many bytes
-    /// were taken (0 while the driver is not ready or has posted no buffers). Safe from any thread.
+    /// were taken (0 while the driver is not ready or has posted no buffers, or the device is paused). Safe from any thread.
     /// </summary>
     public int EnqueueInput(ReadOnlySpan<byte> input)
     {
         lock (Sync)
         {
-            if (!IsActive || NeedsReset || !Queues[ReceiveQueue].IsActive)
+            if (!IsActive || NeedsReset || IsPaused || !Queues[ReceiveQueue].IsActive)
             {
                 return 0;
             }

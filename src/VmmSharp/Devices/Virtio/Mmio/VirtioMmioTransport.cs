@@ -22,7 +22,7 @@ namespace VmmSharp.Devices.Virtio.Mmio;
 /// <para>Register accesses come from vCPU threads and are serialised by a lock; a device's activation and reset happen
 /// under that lock too.</para>
 /// </remarks>
-public sealed class VirtioMmioTransport : IMmioDevice, IVirtioInterrupt, IDisposable
+public sealed partial class VirtioMmioTransport : IMmioDevice, IVirtioInterrupt, IDisposable
 {
     private readonly VirtioDevice _device;
     private readonly GuestMemory _memory;

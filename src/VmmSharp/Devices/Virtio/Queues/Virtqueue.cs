@@ -18,7 +18,7 @@ namespace VmmSharp.Devices.Virtio.Queues;
 /// outside guest memory is read or written, and nothing is allocated per chain.</para>
 /// <para>Not thread-safe: one thread at a time (the device's) pops and pushes.</para>
 /// </remarks>
-public sealed class Virtqueue
+public sealed partial class Virtqueue
 {
     /// <summary>The largest queue size the split ring format allows.</summary>
     public const ushort MaxQueueSize = 32768;
@@ -87,6 +87,7 @@ public sealed class Virtqueue
         EventIdx = IndirectDescriptors = false;
         Error = null;
         _nextAvail = _nextUsed = _signalledUsed = 0;
+        _restoredActive = false;
     }
 
     /// <summary>
@@ -97,17 +98,7 @@ public sealed class Virtqueue
     public bool TryActivate(GuestMemory memory, ulong features, [System.Diagnostics.CodeAnalysis.NotNullWhen(false)] out string? error)
     {
         ArgumentNullException.ThrowIfNull(memory);
-        error = Size == 0 || Size > MaxSize || !BitOperations.IsPow2(Size)
-            ? $"queue size {Size} is not a power of two from 1 to {MaxSize}"
-            : DescriptorTable % 16 != 0 || DriverArea % 2 != 0 || DeviceArea % 4 != 0
-            ? $"rings misaligned (descriptors 0x{DescriptorTable:x}, driver area 0x{DriverArea:x}, device area 0x{DeviceArea:x})"
-            : !memory.Contains(DescriptorTable, (ulong)Size * VirtqDescriptor.Size)
-            ? $"descriptor table at 0x{DescriptorTable:x} of {Size} entries is outside guest memory"
-            : !memory.Contains(DriverArea, 6 + (2 * (ulong)Size))
-            ? $"available ring at 0x{DriverArea:x} of {Size} entries is outside guest memory"
-            : !memory.Contains(DeviceArea, 6 + (8 * (ulong)Size))
-            ? $"used ring at 0x{DeviceArea:x} of {Size} entries is outside guest memory"
-            : null;
+        error = CheckConfiguration(memory);
         if (error is not null)
         {
             return false;
@@ -118,6 +109,22 @@ public sealed class Virtqueue
         Error = null;
         _memory = memory;
         return true;
+    }
+
+    /// <summary>Why the driver's configuration (size, alignment, rings inside <paramref name="memory"/>) is unusable; null if it is usable.</summary>
+    private string? CheckConfiguration(GuestMemory memory)
+    {
+        return Size == 0 || Size > MaxSize || !BitOperations.IsPow2(Size)
+            ? $"queue size {Size} is not a power of two from 1 to {MaxSize}"
+            : DescriptorTable % 16 != 0 || DriverArea % 2 != 0 || DeviceArea % 4 != 0
+            ? $"rings misaligned (descriptors 0x{DescriptorTable:x}, driver area 0x{DriverArea:x}, device area 0x{DeviceArea:x})"
+            : !memory.Contains(DescriptorTable, (ulong)Size * VirtqDescriptor.Size)
+            ? $"descriptor table at 0x{DescriptorTable:x} of {Size} entries is outside guest memory"
+            : !memory.Contains(DriverArea, 6 + (2 * (ulong)Size))
+            ? $"available ring at 0x{DriverArea:x} of {Size} entries is outside guest memory"
+            : !memory.Contains(DeviceArea, 6 + (8 * (ulong)Size))
+            ? $"used ring at 0x{DeviceArea:x} of {Size} entries is outside guest memory"
+            : null;
     }
 
     /// <summary>

@@ -256,6 +256,11 @@ fallbackBench.Options.Add(emulatedOption);
 fallbackBench.Options.Add(fallbackRounds);
 fallbackBench.SetAction(r => Guarded(() => FallbackBench.Run(r.GetValue(emulatedOption), r.GetValue(fallbackRounds))));
 bench.Subcommands.Add(fallbackBench);
+var snapshotRounds = OptionValues.Count("--rounds", "Rounds of each measurement (the median is reported)", 5, 1, 1000);
+var snapshotBench = new Command("snapshot", "Snapshot create, restore in a new process and in-process reset, 128 MiB/1 vCPU and 512 MiB/2 vCPUs");
+snapshotBench.Options.Add(snapshotRounds);
+snapshotBench.SetAction(r => Guarded(() => SnapshotBench.Run(r.GetValue(snapshotRounds))));
+bench.Subcommands.Add(snapshotBench);
 
 var benchGuest = new Option<string?>("--guest") { Description = "The virtio-bench guest (default: build tests/guests/virtio-bench)" };
 var benchRounds = OptionValues.Count("--rounds", "Rounds of each (the median is reported)", 3, 1, 1000);

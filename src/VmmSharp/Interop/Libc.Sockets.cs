@@ -78,10 +78,16 @@ internal static unsafe partial class Libc
         public int Flags;
     }
 
-    /// <summary><c>struct stat</c> on x86-64 (144 bytes); only the mode is read.</summary>
+    /// <summary><c>struct stat</c> on x86-64 (144 bytes); only the device, inode and mode are read.</summary>
     [StructLayout(LayoutKind.Explicit, Size = 144)]
     public struct Stat
     {
+        [FieldOffset(0)]
+        public ulong Device;
+
+        [FieldOffset(8)]
+        public ulong Inode;
+
         [FieldOffset(24)]
         public uint Mode;
     }

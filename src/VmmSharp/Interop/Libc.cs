@@ -77,6 +77,10 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "lseek", SetLastError = true)]
     public static partial long Lseek(Microsoft.Win32.SafeHandles.SafeFileHandle fd, long offset, int whence);
 
+    /// <summary><c>stat</c> (following symbolic links, unlike <see cref="Lstat"/>).</summary>
+    [LibraryImport(Lib, EntryPoint = "stat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int StatPath(string path, Stat* buffer);
+
     [LibraryImport(Lib, EntryPoint = "madvise", SetLastError = true)]
     public static partial int Madvise(nint addr, nuint length, int advice);
 

@@ -108,19 +108,20 @@ public sealed partial class GuestMemory
         }
     }
 
-    /// <summary>Which file a mapping came from: its device, inode and size, so a replaced file is not taken for the old one.</summary>
-    private sealed record FileIdentity(string FullPath, long Size, DateTime Modified)
+    /// <summary>Which file a mapping came from: its device, inode, size and time, so a replaced file is not taken for the old one.</summary>
+    private sealed record FileIdentity(ulong Device, ulong Inode, long Size, DateTime Modified)
     {
-        public static FileIdentity Of(string path)
+        public static unsafe FileIdentity Of(string path)
         {
             try
             {
                 var info = new FileInfo(path);
-                if (!info.Exists)
+                Libc.Stat stat;
+                if (!info.Exists || Libc.StatPath(path, &stat) != 0)
                 {
                     throw new GuestMemoryFileException(path, "does not exist");
                 }
-                return new FileIdentity(info.FullName, info.Length, info.LastWriteTimeUtc);
+                return new FileIdentity(stat.Device, stat.Inode, info.Length, info.LastWriteTimeUtc);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {

@@ -27,6 +27,8 @@ public static class MemoryFile
             offset += (long)r.Size;
         }
         RandomAccess.FlushToDisk(file);
+        file.Dispose();
+        Commit(path);
         return written;
     }
 
@@ -51,6 +53,8 @@ public static class MemoryFile
             offset += (long)memory.Regions[i].Size;
         }
         RandomAccess.FlushToDisk(file);
+        file.Dispose();
+        Commit(path);
         return written;
     }
 
@@ -123,10 +127,14 @@ public static class MemoryFile
         return extents;
     }
 
+    /// <summary>
+    /// A new file beside <paramref name="path"/> (renamed over it by <see cref="Commit"/>): the guest's memory may be mapped
+    /// from the file at <paramref name="path"/>, and truncating that one would pull the pages from under the mapping.
+    /// </summary>
     private static SafeFileHandle Create(string path, ulong size)
     {
         ArgumentNullException.ThrowIfNull(path);
-        SafeFileHandle file = File.OpenHandle(path, FileMode.Create, FileAccess.ReadWrite);
+        SafeFileHandle file = File.OpenHandle(Temporary(path), FileMode.Create, FileAccess.ReadWrite);
         try
         {
             RandomAccess.SetLength(file, (long)size); // a hole of the whole size; pages written below fill it in
@@ -138,6 +146,10 @@ public static class MemoryFile
             throw;
         }
     }
+
+    private static string Temporary(string path) => path + ".partial";
+
+    private static void Commit(string path) => File.Move(Temporary(path), path, overwrite: true);
 
     /// <summary>Writes the runs of consecutive pages of <paramref name="region"/> that <paramref name="take"/> selects.</summary>
     private static long WriteRuns(SafeFileHandle file, GuestRegion region, long fileOffset, PageFilter take, string path)

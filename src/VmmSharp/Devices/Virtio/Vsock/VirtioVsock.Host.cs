@@ -38,6 +38,11 @@ public sealed unsafe partial class VirtioVsock
             {
                 return;
             }
+            if (IsPaused)
+            {
+                _backendWhilePaused = true; // served by OnResume: the edge is not repeated
+                return;
+            }
             Libc.EpollEvent* events = stackalloc Libc.EpollEvent[EventsPerWait];
             while (true)
             {

@@ -15,7 +15,8 @@ namespace VmmSharp.Devices.Virtio.Vsock;
 /// flow. A guest connection to host port P (cid 2) goes to the Unix socket <c>SocketPath_P</c>.
 /// </summary>
 /// <remarks>
-/// <para>Queues: receive 0 (device to guest), transmit 1, event 2 (kept, never used: no transport reset is sent).
+/// <para>Queues: receive 0 (device to guest), transmit 1, event 2 (kept; used only for the transport reset a restore
+/// sends, see <see cref="OnRestored"/>).
 /// Configuration space: <c>guest_cid</c> (le64).</para>
 /// <para>Every host socket is non-blocking and watched by the device's own epoll instance (<see cref="Backend"/>),
 /// which the machine's event loop watches in turn; all socket I/O runs there, under the device's lock, never on a
@@ -166,7 +167,11 @@ public sealed unsafe partial class VirtioVsock : VirtioDevice
         {
             FillRx();
         }
-        // The event queue's buffers are kept: the device sends no events.
+        // The event queue's buffers are kept: the device sends no events but a transport reset after a restore.
+        if (queue == EventQueue && _transportResetPending)
+        {
+            SendTransportReset();
+        }
     }
 
     /// <inheritdoc/>

@@ -34,14 +34,9 @@ public sealed unsafe partial class VirtioVsock
     {
         lock (Sync)
         {
-            if (_hostClosed)
+            if (_hostClosed || IsPaused)
             {
-                return;
-            }
-            if (IsPaused)
-            {
-                _backendWhilePaused = true; // served by OnResume: the edge is not repeated
-                return;
+                return; // the events wait in the epoll set (resuming takes them)
             }
             Libc.EpollEvent* events = stackalloc Libc.EpollEvent[EventsPerWait];
             while (true)

@@ -24,6 +24,7 @@ var logLevel = OptionValues.OneOf("--log-level", "Log VMM events at this level (
 var stats = new Option<bool>("--stats") { Description = "After the run, print a summary on stderr: how it ended, the time, the exits" };
 var quiet = new Option<bool>("--quiet") { Description = "No summary (the default; kept for scripts)", Hidden = true };
 var onReset = OptionValues.OneOf("--on-reset", "What a guest reset (i8042 0xfe) does: exit, or reboot on a fresh machine", ResetAction.Exit);
+var resetStatus = OptionValues.Count("--reset-status", "With --on-reset exit: the exit status of a run the guest ended by resetting (e.g. a kernel's panic=-1 reboot)", 0, 0, 255);
 var maxReboots = OptionValues.Count("--max-reboots", "With --on-reset reboot: how many reboots before a reset ends the run", MachineOptions.DefaultMaxReboots, 0, 1_000_000);
 var rng = new Option<bool>("--rng") { Description = "Give the guest a virtio-rng entropy device (from the host's getrandom)" };
 var disk = new Option<DiskOptions[]>("--disk")
@@ -64,6 +65,9 @@ var net = new Option<NetOptions[]>("--net")
         return [.. nets];
     },
 };
+var profile = new Option<string?>("--profile") { Description = "Sample the guest's RIP (see --profile-interval) and write the top functions to this file" };
+var profileInterval = OptionValues.Count("--profile-interval", "With --profile: milliseconds between samples (each is one exit)", 1, 1, 1000);
+var symbols = new Option<string?>("--symbols") { Description = "With --profile: the kernel's symbols, an unstripped ELF or a System.map (default: the kernel, if an ELF)" };
 var vsock = new Option<VsockOptions?>("--vsock")
 {
     Description = "A virtio-vsock device, Firecracker's hybrid vsock: cid=N,uds=PATH (host programs connect to PATH and write CONNECT PORT; the guest's connections to host port P go to PATH_P)",
@@ -87,11 +91,11 @@ var snapshotAt = OptionValues.Seconds("--snapshot-at", "Pause the guest after th
 var snapshotState = new Option<string?>("--snapshot") { Description = "With --snapshot-at: the snapshot's state file" };
 var snapshotMem = new Option<string?>("--snapshot-mem") { Description = "With --snapshot-at: the snapshot's memory file (sparse)" };
 var run = new Command("run", "Run a guest: a kernel given with --kernel, else the built-in demo guest");
-foreach (Option option in new Option[] { kernel, initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, timeout, logLevel, stats, quiet, onReset, maxReboots, rng, disk, net, vsock, consoleDevice, snapshotAt, snapshotState, snapshotMem, apiSock, configFile, noApi, metricsPath, instanceId })
+foreach (Option option in new Option[] { kernel, initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, timeout, logLevel, stats, quiet, onReset, maxReboots, rng, disk, net, vsock, consoleDevice, snapshotAt, snapshotState, snapshotMem, apiSock, configFile, noApi, metricsPath, instanceId, profile, profileInterval, symbols, resetStatus })
 {
     run.Options.Add(option);
 }
-Option[] kernelRunOptions = [kernel, initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, onReset, maxReboots, rng, disk, net, vsock, consoleDevice, snapshotAt, snapshotState, snapshotMem];
+Option[] kernelRunOptions = [kernel, initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, onReset, maxReboots, rng, disk, net, vsock, consoleDevice, snapshotAt, snapshotState, snapshotMem, profile, profileInterval, symbols, resetStatus];
 run.Validators.Add(r =>
 {
     // --snapshot-at, --snapshot and --snapshot-mem go together.
@@ -138,7 +142,7 @@ run.Validators.Add(r =>
     {
         return;
     }
-    foreach (Option option in new Option[] { initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, logLevel, stats, onReset, maxReboots, rng, disk, net, vsock, consoleDevice, snapshotAt })
+    foreach (Option option in new Option[] { initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, logLevel, stats, onReset, maxReboots, rng, disk, net, vsock, consoleDevice, snapshotAt, profile, profileInterval, symbols, resetStatus })
     {
         if (r.GetResult(option) is { Implicit: false })
         {
@@ -188,6 +192,8 @@ run.SetAction(r =>
         SnapshotAt = r.GetValue(snapshotAt),
         SnapshotState = r.GetValue(snapshotState),
         SnapshotMemory = r.GetValue(snapshotMem),
+        ResetStatus = r.GetValue(resetStatus),
+        Profile = r.GetValue(profile) is { } file ? new KernelCommand.ProfileRequest(file, TimeSpan.FromMilliseconds(r.GetValue(profileInterval)), r.GetValue(symbols)) : null,
     }));
 });
 root.Subcommands.Add(run);

@@ -27,7 +27,8 @@ public class ArchitectureTests
         ["Boot"] = ["Memory", "Arch"],
         ["Snapshot"] = ["Interop", "Memory", "State"],
         ["Emulation"] = ["Interop", "Kvm", "Memory", "Buses", "Dispatch"],
-        ["Machine"] = ["Interop", "Memory", "Kvm", "Buses", "State", "Events", "Dispatch", "Devices", "Arch", "Vm", "Boot", "Emulation", "Snapshot"],
+        ["Profiling"] = ["Dispatch"],
+        ["Machine"] = ["Interop", "Memory", "Kvm", "Buses", "State", "Events", "Dispatch", "Devices", "Arch", "Vm", "Boot", "Emulation", "Snapshot", "Profiling"],
     };
 
     private static readonly Assembly Library = typeof(VmmException).Assembly;

@@ -79,6 +79,9 @@ public enum KvmCapability
     /// <summary>KVM_EXIT_HYPERCALL for selected hypercalls.</summary>
     ExitHypercall = 201,
 
+    /// <summary>KVM_CAP_BINARY_STATS_FD: <c>KVM_GET_STATS_FD</c> gives a VM's or vCPU's counters.</summary>
+    BinaryStatsFd = 203,
+
     /// <summary>Emulation failures report the instruction bytes.</summary>
     ExitOnEmulationFailure = 204,
 

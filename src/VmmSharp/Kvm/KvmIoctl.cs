@@ -65,6 +65,7 @@ internal static class KvmIoctl
     public const uint SetXsave = 0x5000aea5;
     public const uint GetXcrs = 0x8188aea6;
     public const uint SetXcrs = 0x4188aea7;
+    public const uint GetStatsFd = 0xaece;
 
     /// <summary>The ioctl's name as <c>linux/kvm.h</c> spells it, for error messages.</summary>
     public static string Name(uint request) => request switch

@@ -413,6 +413,15 @@ public sealed unsafe partial class KvmVcpu : IDisposable
     public void SetMpState(uint state)
         => Check(Libc.Ioctl(_fd, KvmIoctl.SetMpState, &state), KvmIoctl.SetMpState, $"vcpu {Id}, mp_state={state}");
 
+    /// <summary>
+    /// KVM's own counters for this vCPU (<c>KVM_GET_STATS_FD</c>): its exits by kind, instructions its emulator ran
+    /// (<c>insn_emulation</c>), halts, page faults. Empty where the kernel has no binary statistics. Any thread; a few
+    /// system calls, so not for the exit path.
+    /// </summary>
+    /// <exception cref="ObjectDisposedException">The vCPU has been disposed.</exception>
+    public IReadOnlyDictionary<string, long> ReadStatistics()
+        => Vm.System.Has(KvmCapability.BinaryStatsFd) ? KvmStatistics.Read(_fd) : new Dictionary<string, long>();
+
     /// <summary>Closes the vCPU; see the remarks for a vCPU that is still running. Any thread.</summary>
     public void Dispose()
     {

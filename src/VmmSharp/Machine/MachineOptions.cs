@@ -111,6 +111,13 @@ public sealed record MachineOptions(string KernelPath)
     /// </summary>
     public bool HandOffTeardown { get; init; }
 
+    /// <summary>
+    /// Where set, a <see cref="Profiling.RipSampler"/> recalls every vCPU this often and records its RIP; the run's
+    /// <see cref="MachineResult.Profile"/> has the counts. Null (the default) for none: then nothing samples and no handler
+    /// is added. 1 ms to 1 s; each sample is one exit.
+    /// </summary>
+    public TimeSpan? ProfileInterval { get; init; }
+
     /// <summary>Whether the guest gets a virtio-rng entropy device (fed from the host's <c>getrandom</c>).</summary>
     public bool Rng { get; init; }
 

@@ -63,6 +63,16 @@ public sealed record MachineResult
     /// <summary>The instructions the emulation fallback finished for KVM, per mnemonic, most frequent first.</summary>
     public IReadOnlyList<KeyValuePair<string, long>> EmulatedInstructions { get; init; } = [];
 
+    /// <summary>
+    /// KVM's own counters, summed over the vCPUs (<see cref="Kvm.KvmVcpu.ReadStatistics"/>): exits of every kind, also
+    /// those KVM handled itself (<c>exits</c>, <c>io_exits</c>, <c>halt_exits</c>…), and <c>insn_emulation</c>, the
+    /// instructions its emulator ran (on PVM: the guest's kernel code). Empty where the kernel has no binary statistics.
+    /// </summary>
+    public IReadOnlyDictionary<string, long> KvmStatistics { get; init; } = new Dictionary<string, long>();
+
+    /// <summary>Where <see cref="MachineOptions.ProfileInterval"/> was set: the RIP samples of the run; else null.</summary>
+    public Profiling.GuestProfile? Profile { get; init; }
+
     /// <summary>How many times the guest rebooted before this run (<see cref="ResetAction.Reboot"/>).</summary>
     public int Reboots { get; init; }
 

@@ -25,4 +25,7 @@ public sealed partial class PcMachine
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "guest asked for ACPI sleep type {SleepType}; only 5 (soft-off) is supported, ignored")]
     private static partial void LogUnsupportedSleep(ILogger logger, int sleepType);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "KVM's statistics could not be read: {Reason}")]
+    private static partial void LogNoKvmStatistics(ILogger logger, string reason);
 }

@@ -28,6 +28,15 @@ public sealed partial class PcMachine
         }
     }
 
+    private static void ValidateProfileInterval(TimeSpan? interval)
+    {
+        if (interval is { } i && (i < TimeSpan.FromMilliseconds(1) || i > TimeSpan.FromSeconds(1)))
+        {
+            throw new MachineConfigurationException(nameof(MachineOptions.ProfileInterval),
+                $"profile interval of {i.TotalMilliseconds:0.###} ms is out of range: 1 ms to 1 s (null for no profile)");
+        }
+    }
+
     private static GuestRegionSpec[] ValidateMemory(ulong size)
     {
         try

@@ -11,6 +11,7 @@ using VmmSharp.Dispatch;
 using VmmSharp.Emulation;
 using VmmSharp.Kvm;
 using VmmSharp.Memory;
+using VmmSharp.Profiling;
 using VmmSharp.Vm;
 using DebugExitDevice = VmmSharp.Devices.Legacy.DebugExit;
 
@@ -60,6 +61,7 @@ public sealed partial class PcMachine : IDisposable
     private readonly ILogger _logger;
     private readonly VirtualMachine _vm;
     private readonly EmulationFallback? _fallback;
+    private readonly RipSampler? _sampler;
     private readonly ConsoleOutput? _ownOutput;
     private readonly bool _restored;
     private StopRequest? _stop;
@@ -86,6 +88,7 @@ public sealed partial class PcMachine : IDisposable
         // Everything that can be checked without the host first, and the images read within bounds, before KVM is opened.
         GuestRegionSpec[] regions = ValidateMemory(options.MemorySize);
         ValidateDeadline(options.Deadline);
+        ValidateProfileInterval(options.ProfileInterval);
         (byte[] kernel, byte[] initrd) = restore is null ? ReadImages(options) : ([], []);
         KvmSystem kvm = KvmSystem.Open();
         GuestMemory memory;
@@ -179,6 +182,7 @@ public sealed partial class PcMachine : IDisposable
             });
             IoBus.Register(FwCfg.DefaultPort, FwCfg.PortCount, _fwCfg);
 
+            _sampler = options.ProfileInterval is { } interval ? new RipSampler(interval, maxVcpus: options.CpuCount) : null;
             for (int i = 0; i < options.CpuCount; i++)
             {
                 AddVcpu(_vm.AddVcpu());
@@ -186,6 +190,7 @@ public sealed partial class PcMachine : IDisposable
         }
         catch
         {
+            _sampler?.Dispose();
             Serial?.Dispose();
             DisposeVirtio();
             _ownOutput?.Dispose();
@@ -242,6 +247,7 @@ public sealed partial class PcMachine : IDisposable
         VcpuRunResult r;
         bool deadlinePassed;
         _events?.Start();
+        _sampler?.Start();
         try
         {
             r = _vm.Run(_options.Deadline ?? Timeout.InfiniteTimeSpan, VcpuDispatcher.DefaultStackSize, out deadlinePassed);
@@ -249,6 +255,7 @@ public sealed partial class PcMachine : IDisposable
         finally
         {
             clock.Stop();
+            _sampler?.Stop();
             _events?.Stop(TimeSpan.FromSeconds(2));
             // First cut the input off from this machine, then stop it: a reader thread that is slow to end finds
             // the receiver inert and never reaches the machine after Dispose.
@@ -299,6 +306,7 @@ public sealed partial class PcMachine : IDisposable
             return;
         }
         _disposed = true;
+        _sampler?.Dispose();
         // Detach COM1 from the console first: its writer thread must not raise an interrupt on a VM being torn down.
         Serial.Dispose();
         DisposeVirtio();
@@ -322,6 +330,7 @@ public sealed partial class PcMachine : IDisposable
             : _fallback.Register(vcpu, OnInternalError, Mtd.Qual);
         ok &= vcpu.Register(VcpuEvent.EntryFailure, Mtd.Qual, OnEntryFailure);
         ok &= vcpu.Register(VcpuEvent.SystemEvent, Mtd.Qual, OnSystemEvent);
+        ok &= _sampler?.Attach(vcpu) ?? true;
         if (!ok)
         {
             throw new VmmException($"vCPU {vcpu.Id.Value}: this host's KVM cannot deliver an event the PC machine handles");
@@ -357,8 +366,31 @@ public sealed partial class PcMachine : IDisposable
             Elapsed = elapsed,
             ExitCounts = _vm.ExitCounts(),
             EmulatedInstructions = _fallback?.Statistics.Snapshot() ?? [],
+            KvmStatistics = KvmStatistics(),
+            Profile = _sampler?.Profile(),
             Error = error,
         };
+    }
+
+    // Read once the vCPUs have stopped; a kernel without binary statistics, or one that refuses them, gives none.
+    private Dictionary<string, long> KvmStatistics()
+    {
+        var sum = new Dictionary<string, long>();
+        try
+        {
+            foreach (VcpuDispatcher v in _vm.Vcpus)
+            {
+                foreach ((string name, long value) in v.Vcpu.ReadStatistics())
+                {
+                    sum[name] = sum.GetValueOrDefault(name) + value;
+                }
+            }
+        }
+        catch (VmmException e)
+        {
+            LogNoKvmStatistics(_logger, e.Message);
+        }
+        return sum;
     }
 
     private BootResult LoadKernel(GuestMemory memory, byte[] kernel, byte[] initrd, IReadOnlyList<MmioDeviceSlot> virtio)

@@ -171,6 +171,87 @@ public class VmmCommandTests
     }
 
     [Fact]
+    public void AGuestResetEndsTheRunWithTheResetStatusAndNoError()
+    {
+        KvmRequirement.Ensure();
+        string path = GuestImages.Write(GuestImages.BzImageRunning(a =>
+        {
+            a.mov(Iced.Intel.AssemblerRegisters.al, 0xfe);
+            a.@out(0x64, Iced.Intel.AssemblerRegisters.al);
+            a.hlt();
+        }), "reset-status-cli");
+        try
+        {
+            // As a kernel's panic=-1 reboot ends a run: the status says a reset ended it, stderr stays empty.
+            Outcome o = Vmm("", "run", "--kernel", path, "--reset-status", "3", "--timeout", "30");
+            Assert.Equal(3, o.Status);
+            Assert.Empty(o.StderrLines);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public void ProfileWritesTheSampledAddressesOfAGuestToTheFile()
+    {
+        KvmRequirement.Ensure();
+        // A CPL0 loop (every instruction emulated on PVM, so it takes a while there), then a reset.
+        string path = GuestImages.Write(GuestImages.BzImageRunning(a =>
+        {
+            var loop = a.CreateLabel();
+            a.mov(Iced.Intel.AssemblerRegisters.ecx, 300_000);
+            a.Label(ref loop);
+            a.dec(Iced.Intel.AssemblerRegisters.ecx);
+            a.jnz(loop);
+            a.mov(Iced.Intel.AssemblerRegisters.al, 0xfe);
+            a.@out(0x64, Iced.Intel.AssemblerRegisters.al);
+            a.hlt();
+        }), "profile-cli");
+        string report = Path.Combine(Path.GetTempPath(), $"vmmsharp-profile-{Guid.NewGuid():N}.txt");
+        try
+        {
+            Outcome o = Vmm("", "run", "--kernel", path, "--profile", report, "--profile-interval", "1", "--timeout", "60");
+            Assert.Equal(0, o.Status);
+            string line = Assert.Single(o.StderrLines);
+            Assert.StartsWith("vmm: profile: ", line, StringComparison.Ordinal);
+            Assert.Contains("(no symbols: give --symbols System.map)", line, StringComparison.Ordinal);
+            string[] lines = File.ReadAllLines(report);
+            Assert.StartsWith("# guest profile: ", lines[0], StringComparison.Ordinal);
+            if (VmmSharp.Kvm.KvmSystem.Virtualization.Kind == VmmSharp.Kvm.HostVirtualizationKind.Pvm)
+            {
+                // 600 000 emulated instructions take a good part of a second here: the loop is sampled.
+                Assert.DoesNotContain("profile: 0 samples", line, StringComparison.Ordinal);
+                Assert.Contains(lines, l => l.Contains("  [unknown]", StringComparison.Ordinal) || l.Contains("  [user or low memory]", StringComparison.Ordinal));
+            }
+            TestContext.Current.SendDiagnosticMessage(line);
+        }
+        finally
+        {
+            File.Delete(path);
+            File.Delete(report);
+        }
+    }
+
+    [Fact]
+    public void ABadSymbolFileIsOneLineNamingIt()
+    {
+        string symbols = Path.Combine(Path.GetTempPath(), $"vmmsharp-symbols-{Guid.NewGuid():N}.map");
+        File.WriteAllText(symbols, "not symbols\n");
+        try
+        {
+            Outcome o = Vmm("", "run", "--kernel", symbols, "--profile", "/dev/null", "--symbols", symbols);
+            Assert.Equal(2, o.Status);
+            Assert.Equal($"vmm: error: --symbols: symbol file '{symbols}': no text symbols (lines 'ADDRESS T NAME') found: not an ELF file or a System.map", Assert.Single(o.StderrLines));
+        }
+        finally
+        {
+            File.Delete(symbols);
+        }
+    }
+
+    [Fact]
     public void AStdoutNobodyReadsNeitherHoldsTheRunPastItsTimeoutNorHangsTheCommand()
     {
         KvmRequirement.Ensure();

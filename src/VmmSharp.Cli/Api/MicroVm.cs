@@ -35,6 +35,7 @@ internal sealed class MicroVm : IDisposable
     private TerminalInput? _input;
     private ILoggerFactory? _logging;
     private bool _ended;
+    private bool _restoredNotRun;
     private bool _disposed;
 
     /// <param name="cliLogLevel">The command line's <c>--log-level</c>; a <c>PUT /logger</c> level replaces it.</param>
@@ -128,24 +129,12 @@ internal sealed class MicroVm : IDisposable
         {
             RequireNotStarted("InstanceStart");
             MachineOptions options = _config.ToMachineOptions();
-            LogLevel? level = _loggerConfig is { } l ? ParseLevel(l.Level) : _cliLogLevel;
-            MetricsSink? logSink = _logSink;
-            bool showLevel = _loggerConfig?.ShowLevel == true;
-            _logging = level is not { } lv || lv == LogLevel.None ? null
-                : logSink is not null
-                    ? LoggerFactory.Create(b => b.AddProvider(new LineLoggerProvider(logSink, lv, showLevel)).SetMinimumLevel(lv))
-                    : LoggerFactory.Create(b => b
-                        .AddSimpleConsole(o => o.SingleLine = true)
-                        .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace) // stdout is the guest's
-                        .SetMinimumLevel(lv));
-            _logSink = _logging is null ? _logSink : null; // the factory's provider owns it now
-            _output = ConsoleOutput.StandardOutput();
-            _input = TerminalInput.StandardInput();
+            CreateHost();
             try
             {
                 _machine = new PcMachine(options with
                 {
-                    Console = new HostConsole(_output, _input),
+                    Console = new HostConsole(_output!, _input),
                     Logger = _logging?.CreateLogger("vmm"),
                     Deadline = Deadline,
                 });
@@ -155,10 +144,32 @@ internal sealed class MicroVm : IDisposable
                 DisposeHost();
                 throw new ApiFault($"cannot start the microVM: {e.Message}");
             }
-            PcMachine machine = _machine;
-            var thread = new Thread(() => RunMachine(machine)) { Name = "vmm machine", IsBackground = true };
-            thread.Start();
+            StartThread(_machine);
         }
+    }
+
+    /// <summary>The guest's console (stdout, stdin) and the logger, as InstanceStart and snapshot/load build them.</summary>
+    private void CreateHost()
+    {
+        LogLevel? level = _loggerConfig is { } l ? ParseLevel(l.Level) : _cliLogLevel;
+        MetricsSink? logSink = _logSink;
+        bool showLevel = _loggerConfig?.ShowLevel == true;
+        _logging = level is not { } lv || lv == LogLevel.None ? null
+            : logSink is not null
+                ? LoggerFactory.Create(b => b.AddProvider(new LineLoggerProvider(logSink, lv, showLevel)).SetMinimumLevel(lv))
+                : LoggerFactory.Create(b => b
+                    .AddSimpleConsole(o => o.SingleLine = true)
+                    .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace) // stdout is the guest's
+                    .SetMinimumLevel(lv));
+        _logSink = _logging is null ? _logSink : null; // the factory's provider owns it now
+        _output = ConsoleOutput.StandardOutput();
+        _input = TerminalInput.StandardInput();
+    }
+
+    private void StartThread(PcMachine machine)
+    {
+        var thread = new Thread(() => RunMachine(machine)) { Name = "vmm machine", IsBackground = true };
+        thread.Start();
     }
 
     /// <summary><c>SendCtrlAltDel</c>: Ctrl+Alt+Del on the i8042 keyboard.</summary>
@@ -205,6 +216,12 @@ internal sealed class MicroVm : IDisposable
                 {
                     machine.Pause();
                 }
+                else if (_restoredNotRun)
+                {
+                    // A restored machine that has not run yet continues in Run, on the machine thread.
+                    _restoredNotRun = false;
+                    StartThread(machine);
+                }
                 else
                 {
                     machine.Resume();
@@ -218,25 +235,85 @@ internal sealed class MicroVm : IDisposable
         }
     }
 
-    /// <summary><c>PUT /snapshot/create</c>.</summary>
+    /// <summary><c>PUT /snapshot/create</c>: the paused machine's state and memory files.</summary>
     public void CreateSnapshot(SnapshotCreateParams request)
     {
         lock (_gate)
         {
-            _ = request;
-            _ = RequireStarted("snapshot/create");
-            throw new ApiFault("snapshots are not available yet: this build's library cannot create them");
+            PcMachine machine = RequireStarted("snapshot/create");
+            SnapshotKind kind = request.SnapshotType switch
+            {
+                null or "Full" => SnapshotKind.Full,
+                "Diff" => SnapshotKind.Diff,
+                _ => throw new ApiFault($"snapshot_type '{request.SnapshotType}': give Full or Diff"),
+            };
+            long start = Stopwatch.GetTimestamp();
+            try
+            {
+                _ = machine.CreateSnapshot(request.SnapshotPath, request.MemFilePath, kind);
+            }
+            catch (Exception e) when (e is InvalidOperationException or VmmException or IOException or UnauthorizedAccessException)
+            {
+                throw new ApiFault($"snapshot/create: {e.Message}");
+            }
+            Lifecycle.Record(kind == SnapshotKind.Full ? "full_create_snapshot" : "diff_create_snapshot", Stopwatch.GetElapsedTime(start));
         }
     }
 
-    /// <summary><c>PUT /snapshot/load</c>.</summary>
+    /// <summary>
+    /// <c>PUT /snapshot/load</c>: a machine restored from the files, paused, or running with <c>resume_vm</c>. Only
+    /// before <c>InstanceStart</c>; the configuration given so far is not used (the snapshot carries the machine).
+    /// </summary>
     public void LoadSnapshot(SnapshotLoadParams request)
     {
         lock (_gate)
         {
-            _ = request;
             RequireNotStarted("snapshot/load");
-            throw new ApiFault("snapshots are not available yet: this build's library cannot load them");
+            string memory = (request.MemFilePath, request.MemBackend) switch
+            {
+                ({ } path, null) => path,
+                (null, { BackendType: "File" } backend) => backend.BackendPath,
+                (null, { } backend) => throw new ApiFault($"mem_backend: backend_type '{backend.BackendType}' is not supported (give File)"),
+                (null, null) => throw new ApiFault("snapshot/load: give mem_backend (or the deprecated mem_file_path)"),
+                _ => throw new ApiFault("snapshot/load: give mem_backend or mem_file_path, not both"),
+            };
+            if (request.NetworkOverrides is { Count: > 0 })
+            {
+                throw new ApiFault("snapshot/load: network_overrides are not supported");
+            }
+            if (request.ClockRealtime == true)
+            {
+                throw new ApiFault("snapshot/load: clock_realtime is not supported");
+            }
+            if (request.HugePages is not (null or "None" or "Snapshot"))
+            {
+                throw new ApiFault($"snapshot/load: huge_pages '{request.HugePages}' is not supported");
+            }
+            CreateHost();
+            long start = Stopwatch.GetTimestamp();
+            try
+            {
+                _machine = PcMachine.Restore(request.SnapshotPath, memory, o => o with
+                {
+                    Console = new HostConsole(_output!, _input),
+                    Logger = _logging?.CreateLogger("vmm"),
+                    Deadline = Deadline,
+                });
+            }
+            catch (Exception e) when (e is VmmException or IOException or UnauthorizedAccessException or InvalidOperationException)
+            {
+                DisposeHost();
+                throw new ApiFault($"snapshot/load: {e.Message}");
+            }
+            Lifecycle.Record("load_snapshot", Stopwatch.GetElapsedTime(start));
+            if (request.ResumeVm == true)
+            {
+                StartThread(_machine);
+            }
+            else
+            {
+                _restoredNotRun = true;
+            }
         }
     }
 
@@ -283,7 +360,7 @@ internal sealed class MicroVm : IDisposable
     public void Dispose()
     {
         // A machine still running (the command is ending for another reason) is stopped before it is torn down.
-        if (Volatile.Read(ref _machine) is { } running && !Volatile.Read(ref _ended))
+        if (Volatile.Read(ref _machine) is { } running && !Volatile.Read(ref _ended) && !Volatile.Read(ref _restoredNotRun))
         {
             running.RequestStop(MachineResult.FailureStatus, "vmm is exiting");
             _ = Finished.Wait(TimeSpan.FromSeconds(5));
@@ -296,7 +373,7 @@ internal sealed class MicroVm : IDisposable
             }
             _disposed = true;
             _metricsTimer?.Dispose();
-            if (_machine is { } machine && Volatile.Read(ref _ended))
+            if (_machine is { } machine && (Volatile.Read(ref _ended) || _restoredNotRun))
             {
                 // vmm exits right after: KVM's teardown of the VM happens in a helper, off the exit path.
                 _ = machine.Vm.HandOffTeardown();

@@ -221,6 +221,7 @@ internal sealed class VmConfiguration
             MemorySize = (ulong)Machine.MemSizeMib << 20,
             CpuCount = Machine.VcpuCount,
             Rng = Entropy is not null,
+            TrackDirtyPages = Machine.TrackDirtyPages,
             Disks = [.. _drives.OrderByDescending(d => d.IsRootDevice).Select(d => new DiskOptions(d.PathOnHost!)
             {
                 ReadOnly = d.IsReadOnly == true,

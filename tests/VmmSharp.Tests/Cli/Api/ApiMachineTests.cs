@@ -118,6 +118,42 @@ public class ApiMachineTests
         }
     }
 
+    [Fact]
+    public void APausedGuestSnapshottedThroughTheApiContinuesInANewProcessWithoutStartingOver()
+    {
+        KvmRequirement.Ensure();
+        string kernel = ApiTestGuests.Keyboard();
+        string state = Path.Combine(Path.GetTempPath(), $"vmmsharp-api-state-{Guid.NewGuid():N}");
+        string memory = state + ".mem";
+        try
+        {
+            using (VmmApiProcess first = VmmApiProcess.Start("--timeout", "120"))
+            {
+                AssertNoContent(first.Client.Put("/boot-source", $$"""{"kernel_image_path": {{Quoted(kernel)}}}"""));
+                AssertNoContent(first.Client.Put("/machine-config", """{"vcpu_count": 1, "mem_size_mib": 32}"""));
+                AssertNoContent(first.Client.Put("/actions", """{"action_type": "InstanceStart"}"""));
+                first.WaitForOutput(ApiTestGuests.ReadyLine, GuestTimeout);
+                Answer running = first.Client.Put("/snapshot/create", $$"""{"snapshot_path": {{Quoted(state)}}, "mem_file_path": {{Quoted(memory)}}}""");
+                Assert.Equal(HttpStatusCode.BadRequest, running.Status); // a running VM cannot be snapshotted
+                AssertNoContent(first.Client.Patch("/vm", """{"state": "Paused"}"""));
+                AssertNoContent(first.Client.Put("/snapshot/create", $$"""{"snapshot_path": {{Quoted(state)}}, "mem_file_path": {{Quoted(memory)}}, "snapshot_type": "Full"}"""));
+            } // killed: the snapshot is all that is left of it
+
+            using VmmApiProcess second = VmmApiProcess.Start("--timeout", "120");
+            AssertNoContent(second.Client.Put("/snapshot/load", $$"""{"snapshot_path": {{Quoted(state)}}, "mem_backend": {"backend_type": "File", "backend_path": {{Quoted(memory)}}}, "resume_vm": true}"""));
+            Assert.Equal("Running", second.Client.Get("/").Json.GetProperty("state").GetString());
+            AssertNoContent(second.Client.Put("/actions", """{"action_type": "SendCtrlAltDel"}"""));
+            Assert.Equal(ApiTestGuests.CtrlAltDelStatus, second.WaitForExit(GuestTimeout));
+            Assert.DoesNotContain(ApiTestGuests.ReadyLine, second.Stdout, StringComparison.Ordinal); // it went on polling, it did not boot again
+        }
+        finally
+        {
+            File.Delete(kernel);
+            File.Delete(state);
+            File.Delete(memory);
+        }
+    }
+
     private static long Flush(VmmApiProcess vmm, string metrics)
     {
         AssertNoContent(vmm.Client.Put("/actions", """{"action_type": "FlushMetrics"}"""));

@@ -138,6 +138,17 @@ public sealed class ApiRefusalTests(ApiRefusalTests.Server server) : IClassFixtu
     }
 
     [Fact]
+    public void ASnapshotThatIsNotThereIsRefusedNamingTheFile()
+    {
+        string missing = Path.Combine(Path.GetTempPath(), $"vmmsharp-no-snapshot-{Guid.NewGuid():N}");
+        Answer a = Client.Put("/snapshot/load", $$$"""{"snapshot_path": {{{Quoted(missing)}}}, "mem_backend": {"backend_type": "File", "backend_path": {{{Quoted(missing + ".mem")}}}}}""");
+        Assert.Equal(HttpStatusCode.BadRequest, a.Status);
+        Assert.StartsWith("snapshot/load: ", a.Fault, StringComparison.Ordinal);
+        Assert.Contains(missing, a.Fault, StringComparison.Ordinal);
+        Assert.Equal("Not started", Client.Get("/").Json.GetProperty("state").GetString()); // nothing half-restored
+    }
+
+    [Fact]
     public void ADriveWhoseBodyIdDiffersFromThePathIsRefused()
     {
         Answer a = Client.Put("/drives/rootfs", """{"drive_id": "other", "is_root_device": true, "path_on_host": "/dev/null", "is_read_only": true}""");

@@ -37,7 +37,7 @@ internal static class NetArgument
         return true;
     }
 
-    private static byte[]? ParseMac(string text)
+    public static byte[]? ParseMac(string text)
     {
         string[] bytes = text.Split(':');
         if (bytes.Length != 6)

@@ -14,7 +14,6 @@ public sealed partial class PcMachine
     /// <summary>How long a pause waits for the event loop to finish what it is doing.</summary>
     private static readonly TimeSpan EventLoopPauseDeadline = TimeSpan.FromSeconds(10);
 
-    private readonly I8042 _i8042;
     private readonly CmosRtc _cmos;
     private readonly FwCfg _fwCfg;
     private readonly AcpiSleepControl _acpiSleep;
@@ -88,7 +87,7 @@ public sealed partial class PcMachine
         ObjectDisposedException.ThrowIf(_disposed, this);
         EnsureDevicesStill(nameof(SaveDevices));
         writer.WriteSection(Serial);
-        writer.WriteSection(_i8042);
+        writer.WriteSection(Keyboard);
         writer.WriteSection(_cmos);
         writer.WriteSection(_fwCfg);
         writer.WriteSection(_acpiSleep);
@@ -113,7 +112,7 @@ public sealed partial class PcMachine
         ObjectDisposedException.ThrowIf(_disposed, this);
         EnsureDevicesStill(nameof(RestoreDevices));
         reader.ReadSection(Serial, "serial");
-        reader.ReadSection(_i8042, "i8042");
+        reader.ReadSection(Keyboard, "i8042");
         reader.ReadSection(_cmos, "cmos");
         reader.ReadSection(_fwCfg, "fw_cfg");
         reader.ReadSection(_acpiSleep, "acpi-sleep");

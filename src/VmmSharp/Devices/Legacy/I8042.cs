@@ -37,6 +37,7 @@ public sealed partial class I8042
     private const byte CtrSystem = 0x04;
     private const byte CtrKeyboardDisabled = 0x10;
     private const byte CtrAuxDisabled = 0x20;
+    private const byte CtrTranslate = 0x40;
 
     private const byte OutputPortReset = 0x01; // active low: clearing it resets the CPU
     private const byte OutputPortA20 = 0x02;
@@ -54,7 +55,7 @@ public sealed partial class I8042
     private byte _lastOutput;
 
     // What a BIOS leaves: both interrupts on, system flag set, scancode translation on.
-    private byte _commandByte = CtrKeyboardInterrupt | CtrAuxInterrupt | CtrSystem | 0x40;
+    private byte _commandByte = CtrKeyboardInterrupt | CtrAuxInterrupt | CtrSystem | CtrTranslate;
     private byte _outputPort = OutputPortReset | OutputPortA20;
     private byte _pendingCommand;
     private byte _pendingKeyboardCommand;
@@ -81,6 +82,35 @@ public sealed partial class I8042
 
     /// <summary>The status/command port, to register at <see cref="CommandPortAddress"/> for one port.</summary>
     public IPioDevice CommandPort { get; }
+
+    /// <summary>
+    /// Types Ctrl+Alt+Del on the keyboard (press, then release), from any thread: Linux's atkbd turns it into a reboot
+    /// request (<c>ctrl_alt_del</c>), which Firecracker's API uses to ask a guest to shut down. The scancodes are set 1
+    /// while the command byte has translation on (as a BIOS leaves it), set 2 otherwise.
+    /// </summary>
+    /// <returns>False if the output buffer had no room for the whole sequence (a guest that never reads it); nothing is queued then.</returns>
+    public bool SendCtrlAltDel()
+    {
+        lock (_lock)
+        {
+            ReadOnlySpan<byte> keys = (_commandByte & CtrTranslate) != 0 ? CtrlAltDelSet1 : CtrlAltDelSet2;
+            if (QueueCapacity - _queueCount < keys.Length)
+            {
+                return false;
+            }
+            foreach (byte b in keys)
+            {
+                Enqueue(b, aux: false);
+            }
+            UpdateIrqs();
+        }
+        return true;
+    }
+
+    // Ctrl, Alt, Del (0xe0-prefixed) down, then up in reverse order.
+    private static ReadOnlySpan<byte> CtrlAltDelSet1 => [0x1d, 0x38, 0xe0, 0x53, 0xe0, 0xd3, 0xb8, 0x9d];
+
+    private static ReadOnlySpan<byte> CtrlAltDelSet2 => [0x14, 0x11, 0xe0, 0x71, 0xe0, 0xf0, 0x71, 0xf0, 0x11, 0xf0, 0x14];
 
     private byte ReadData()
     {

@@ -28,10 +28,15 @@ internal static unsafe class UnixSocket
             {
                 throw new IOException($"vsock socket '{path}' is in use: a file that is not a socket is there");
             }
-            if (TryConnect(path, out _) is { } live)
+            if (TryConnect(path, out int errno) is { } live)
             {
                 live.Dispose();
                 throw new IOException($"vsock socket '{path}' is in use: something listens on it");
+            }
+            if (errno != Libc.ECONNREFUSED)
+            {
+                // EAGAIN (a listener with a full backlog) or anything else: not provably stale, so not ours to remove.
+                throw new IOException($"vsock socket '{path}' is in use: {Libc.ErrorText(errno)}");
             }
             Libc.Unlink(path); // a stale socket: nobody listens on it
         }

@@ -541,6 +541,43 @@ public sealed class VirtioVsockTests : IDisposable
         Assert.Equal("while paused", Encoding.ASCII.GetString(g.Received().Single().Payload));
     }
 
+    [Fact]
+    public void A_stale_socket_file_is_replaced_and_the_device_removes_its_socket_when_disposed()
+    {
+        // Bound and never listening, as a crashed process leaves it (kept open: .NET would remove the file on Dispose).
+        Own(new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified)).Bind(new UnixDomainSocketEndPoint(Uds));
+        Assert.True(File.Exists(Uds));
+
+        using (var device = new VirtioVsock(Cid, Uds))
+        {
+            Own(HostConnect()); // it listens there now
+        }
+
+        Assert.False(File.Exists(Uds));
+    }
+
+    [Fact]
+    public void A_socket_path_holding_another_kind_of_file_is_refused_naming_it()
+    {
+        File.WriteAllText(Uds, "not a socket");
+
+        var e = Assert.Throws<IOException>(() => new VirtioVsock(Cid, Uds));
+
+        Assert.Equal($"vsock socket '{Uds}' is in use: a file that is not a socket is there", e.Message);
+        Assert.Equal("not a socket", File.ReadAllText(Uds));
+    }
+
+    [Theory]
+    [InlineData(0UL)]
+    [InlineData(2UL)]
+    [InlineData(0xFFFF_FFFFUL)]
+    public void A_reserved_guest_cid_is_refused(ulong cid)
+    {
+        var e = Assert.Throws<ArgumentException>(() => new VirtioVsock(cid, Uds));
+        Assert.Contains($"vsock guest cid {cid}", e.Message, StringComparison.Ordinal);
+        Assert.False(File.Exists(Uds));
+    }
+
     private sealed class NullInterrupt : VmmSharp.Devices.Virtio.IVirtioInterrupt
     {
         public void SignalUsedBuffers()

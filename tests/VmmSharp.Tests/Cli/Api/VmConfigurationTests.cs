@@ -80,11 +80,16 @@ public class VmConfigurationTests
         Assert.Contains("smt", Assert.Throws<ApiFault>(() => config.SetMachine(new MachineConfiguration { VcpuCount = 2, MemSizeMib = 128, Smt = true })).Message, StringComparison.Ordinal);
         Assert.Contains("rate_limiter is not supported", Assert.Throws<ApiFault>(() => config.SetDrive("a", new Drive
         {
-            DriveId = "a", IsRootDevice = false, PathOnHost = AFile, RateLimiter = new RateLimiter(),
+            DriveId = "a",
+            IsRootDevice = false,
+            PathOnHost = AFile,
+            RateLimiter = new RateLimiter(),
         })).Message, StringComparison.Ordinal);
         Assert.Contains("mtu is not supported", Assert.Throws<ApiFault>(() => config.SetNetworkInterface("eth0", new NetworkInterface
         {
-            IfaceId = "eth0", HostDevName = "tap0", Mtu = 1500,
+            IfaceId = "eth0",
+            HostDevName = "tap0",
+            Mtu = 1500,
         })).Message, StringComparison.Ordinal);
     }
 

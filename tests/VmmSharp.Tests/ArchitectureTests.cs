@@ -25,8 +25,9 @@ public class ArchitectureTests
         ["Arch"] = ["Kvm", "Memory"],
         ["Vm"] = ["Interop", "Kvm", "Memory", "Dispatch", "Arch", "State"],
         ["Boot"] = ["Memory", "Arch"],
+        ["Snapshot"] = ["Interop", "Memory", "State"],
         ["Emulation"] = ["Interop", "Kvm", "Memory", "Buses", "Dispatch"],
-        ["Machine"] = ["Interop", "Memory", "Kvm", "Buses", "State", "Events", "Dispatch", "Devices", "Arch", "Vm", "Boot", "Emulation"],
+        ["Machine"] = ["Interop", "Memory", "Kvm", "Buses", "State", "Events", "Dispatch", "Devices", "Arch", "Vm", "Boot", "Emulation", "Snapshot"],
     };
 
     private static readonly Assembly Library = typeof(VmmException).Assembly;

@@ -34,7 +34,17 @@ internal static class KernelCommand
         IReadOnlyList<DiskOptions> Disks,
         IReadOnlyList<NetOptions> Networks,
         VsockOptions? Vsock,
-        ConsoleDevice ConsoleDevice);
+        ConsoleDevice ConsoleDevice)
+    {
+        /// <summary>With <see cref="SnapshotState"/> and <see cref="SnapshotMemory"/>: pause, snapshot and exit after this long.</summary>
+        public TimeSpan? SnapshotAt { get; init; }
+
+        /// <summary>Where <see cref="SnapshotAt"/> writes the state file.</summary>
+        public string? SnapshotState { get; init; }
+
+        /// <summary>Where <see cref="SnapshotAt"/> writes the memory file.</summary>
+        public string? SnapshotMemory { get; init; }
+    }
 
     public static int Run(Arguments args)
     {
@@ -69,7 +79,14 @@ internal static class KernelCommand
             HandOffTeardown = true,
         };
         KernelFormat format = default;
-        MachineResult result = MachineRunner.Run(options, machine => format = machine.Boot.Format);
+        MachineResult result = MachineRunner.Run(options, machine =>
+        {
+            format = machine.Boot.Format;
+            if (args.SnapshotAt is { } at)
+            {
+                SnapshotCommand.ScheduleSnapshot(machine, at, args.SnapshotState!, args.SnapshotMemory!);
+            }
+        });
         input.Dispose(); // the user's terminal back before anything more is printed
         bool drained = output.Flush(OutputDrainTimeout);
 

@@ -56,9 +56,10 @@ for t in "${targets[@]}"; do
     harness "$t" "fuzz/corpus/$t" 2>/dev/null || { say "$t: the corpus fails without AFL (a crash, a hang or a refused seed); see: dotnet run -c Release --project fuzz/VmmSharp.Fuzz -- $t fuzz/corpus/$t"; exit 1; }
 done
 
-say "instrumenting VmmSharp.dll"
+say "instrumenting VmmSharp.dll and vmm.dll (the API's request parsing)"
 dotnet tool restore >/dev/null
 dotnet tool run sharpfuzz "$bin/VmmSharp.dll" >/dev/null
+dotnet tool run sharpfuzz "$bin/vmm.dll" >/dev/null
 
 # afl-fuzz as root in a container: no CPU governor, no core_pattern, no UI, no CPU pinning (the cores are shared);
 # dotnet itself is not instrumented (SharpFuzz instruments the managed code), and its start takes a while.

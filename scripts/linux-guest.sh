@@ -2,7 +2,10 @@
 # Builds the Linux test guest from Debian packages:
 #   <out>/bzImage            Debian's linux-image-amd64 kernel (copy of /boot/vmlinuz-*)
 #   <out>/vmlinux            the uncompressed ELF inside it (for PVH boot; checked for the PVH note)
-#   <out>/initramfs.cpio.gz  busybox-static + an /init that prints VMMSHARP-INIT-OK and powers off
+#   <out>/initramfs.cpio.gz  busybox-static, the kernel package's virtio, vsock and ext4 modules with their
+#                            dependencies, a static vsock client, and an /init that prints VMMSHARP-INIT-OK, loads
+#                            the modules, mounts /dev/vda (reads from-host.txt, writes from-guest.txt), talks to the
+#                            host over vsock (port 5000), prints VMMSHARP-GUEST-DONE and powers off
 # Usage: scripts/linux-guest.sh [out-dir]   (default: artifacts/linux-guest)
 # Idempotent: installs packages only when missing, rewrites the outputs in place. Needs root for apt-get.
 set -euo pipefail
@@ -37,6 +40,15 @@ ensure_pkg busybox-static
 ensure_pkg cpio cpio
 ensure_pkg gzip gzip
 ensure_pkg binutils readelf
+ensure_pkg kmod modprobe
+ensure_pkg gcc gcc
+ensure_pkg libc6-dev
+
+HERE="$(cd "$(dirname "$0")" && pwd)"
+# What /init loads, in this order; modprobe adds each one's dependencies (and ext4's crc32c soft dependency) before it.
+MODULES=(virtio_ring virtio virtio_mmio virtio_blk failover net_failover virtio_net virtio_console virtio-rng
+         vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport ext4)
+VSOCK_PORT=5000
 
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
@@ -46,6 +58,8 @@ trap 'rm -rf "$WORK"' EXIT
 # --- bzImage: the newest installed Debian kernel -------------------------------------------
 KERNEL="$(ls -1 /boot/vmlinuz-* 2>/dev/null | sort -V | tail -n 1 || true)"
 [[ -n "$KERNEL" && -f "$KERNEL" ]] || die "no /boot/vmlinuz-* after installing linux-image-amd64"
+KVER="${KERNEL#/boot/vmlinuz-}"
+[[ -d "/lib/modules/$KVER/kernel" ]] || die "no /lib/modules/$KVER for $KERNEL: is its linux-image package complete?"
 cp "$KERNEL" "$WORK/bzImage"
 mv -f "$WORK/bzImage" "$OUT/bzImage"
 say "bzImage <- $KERNEL ($(stat -c %s "$OUT/bzImage") bytes)"
@@ -99,19 +113,60 @@ fi
 ROOT="$WORK/root"
 mkdir -p "$ROOT"/{bin,sbin,dev,proc,sys,root,tmp}
 cp "$BUSYBOX" "$ROOT/bin/busybox"
-for applet in sh mount umount echo cat ls mkdir poweroff reboot halt sleep; do
+for applet in sh mount umount echo cat ls mkdir poweroff reboot halt sleep insmod sync test '[' seq wc; do
     ln -s busybox "$ROOT/bin/$applet"
 done
 if [[ "$(id -u)" == 0 ]]; then
     mknod -m 600 "$ROOT/dev/console" c 5 1
     mknod -m 666 "$ROOT/dev/null" c 1 3
 fi
+# --- the kernel package's modules, with their dependencies in load order ---------------------------------------
+mkdir -p "$ROOT/lib/modules"
+: > "$ROOT/lib/modules/order"
+declare -A SEEN=()
+for m in "${MODULES[@]}"; do
+    deps="$(modprobe -S "$KVER" --show-depends "$m" 2>&1)" || die "modprobe -S $KVER --show-depends $m: $deps"
+    while read -r verb path _; do
+        [[ "$verb" == insmod ]] || continue     # "builtin NAME": nothing to load
+        name="$(basename "$path")"
+        [[ -n "${SEEN[$name]:-}" ]] && continue
+        SEEN[$name]=1
+        case "$name" in
+            *.ko)     cp "$path" "$ROOT/lib/modules/$name" ;;
+            *.ko.xz)  ensure_pkg xz-utils xz; xz -dc "$path" > "$ROOT/lib/modules/${name%.xz}"; name="${name%.xz}" ;;
+            *.ko.zst) ensure_pkg zstd zstd; zstd -dcq "$path" > "$ROOT/lib/modules/${name%.zst}"; name="${name%.zst}" ;;
+            *) die "module file $path: unknown compression" ;;
+        esac
+        printf '%s\n' "$name" >> "$ROOT/lib/modules/order"
+    done <<<"$deps"
+done
+say "modules: $(paste -sd' ' "$ROOT/lib/modules/order")"
+
+# --- the vsock client (busybox has no AF_VSOCK) ----------------------------------------------------------------
+gcc -static -O2 -o "$ROOT/bin/vsock-hello" "$HERE/linux-guest/vsock-hello.c" || die "building $HERE/linux-guest/vsock-hello.c failed"
+mkdir -p "$ROOT/mnt"
+
 cat > "$ROOT/init" <<INIT
 #!/bin/busybox sh
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sysfs /sys
 /bin/busybox mount -t devtmpfs devtmpfs /dev 2>/dev/null || true
 echo "$MARKER"
+for m in \$(cat /lib/modules/order); do
+    insmod /lib/modules/\$m || echo "VMMSHARP-MODULE-FAIL \$m"
+done
+echo "VMMSHARP-MODULES-LOADED \$(cat /lib/modules/order | wc -l)"
+for i in \$(seq 50); do [ -b /dev/vda ] && break; sleep 0.1; done
+if [ -b /dev/vda ] && mount -t ext4 /dev/vda /mnt; then
+    echo "VMMSHARP-DISK-READ \$(cat /mnt/from-host.txt)"
+    echo "written by the guest's /init" > /mnt/from-guest.txt
+    sync
+    umount /mnt && echo "VMMSHARP-DISK-WRITTEN"
+else
+    echo "VMMSHARP-DISK-NONE"
+fi
+/bin/vsock-hello $VSOCK_PORT "hello from the guest's /init"
+echo "VMMSHARP-GUEST-DONE"
 /bin/busybox poweroff -f
 INIT
 chmod 755 "$ROOT/init"
@@ -119,5 +174,5 @@ find "$ROOT" -exec touch -h -d @0 {} +
 (cd "$ROOT" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --reproducible --quiet) \
     | gzip -n -9 > "$WORK/initramfs.cpio.gz"
 mv -f "$WORK/initramfs.cpio.gz" "$OUT/initramfs.cpio.gz"
-say "initramfs.cpio.gz: $(stat -c %s "$OUT/initramfs.cpio.gz") bytes (init prints $MARKER, then poweroff -f)"
+say "initramfs.cpio.gz: $(stat -c %s "$OUT/initramfs.cpio.gz") bytes (init prints $MARKER, loads $(wc -l < "$ROOT/lib/modules/order") modules, uses the disk and vsock, then poweroff -f)"
 say "done: $OUT/{bzImage,vmlinux,initramfs.cpio.gz}"

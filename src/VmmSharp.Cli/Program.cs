@@ -87,14 +87,23 @@ var noApi = new Option<bool>("--no-api") { Description = "With --config-file: no
 var metricsPath = new Option<string?>("--metrics-path") { Description = "Write Firecracker-style metrics lines to this file or FIFO (on FlushMetrics, every 60 s, and at the end)" };
 var instanceId = new Option<string>("--id") { Description = "The microVM's id, as GET / reports it", DefaultValueFactory = _ => "anonymous-instance" };
 var consoleDevice = OptionValues.OneOf("--console", "The device of the guest console: COM1 (ttyS0) or a virtio-console port (hvc0: pass console=hvc0)", ConsoleDevice.Serial);
+var snapshotAt = OptionValues.Seconds("--snapshot-at", "Pause the guest after this many seconds, write --snapshot and --snapshot-mem, and exit");
+var snapshotState = new Option<string?>("--snapshot") { Description = "With --snapshot-at: the snapshot's state file" };
+var snapshotMem = new Option<string?>("--snapshot-mem") { Description = "With --snapshot-at: the snapshot's memory file (sparse)" };
 var run = new Command("run", "Run a guest: a kernel given with --kernel, else the built-in demo guest");
-foreach (Option option in new Option[] { kernel, initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, timeout, logLevel, stats, quiet, onReset, maxReboots, rng, disk, net, vsock, consoleDevice, apiSock, configFile, noApi, metricsPath, instanceId, profile, profileInterval, symbols, resetStatus })
+foreach (Option option in new Option[] { kernel, initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, timeout, logLevel, stats, quiet, onReset, maxReboots, rng, disk, net, vsock, consoleDevice, snapshotAt, snapshotState, snapshotMem, apiSock, configFile, noApi, metricsPath, instanceId, profile, profileInterval, symbols, resetStatus })
 {
     run.Options.Add(option);
 }
-Option[] kernelRunOptions = [kernel, initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, onReset, maxReboots, rng, disk, net, vsock, consoleDevice, profile, profileInterval, symbols, resetStatus];
+Option[] kernelRunOptions = [kernel, initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, onReset, maxReboots, rng, disk, net, vsock, consoleDevice, snapshotAt, snapshotState, snapshotMem, profile, profileInterval, symbols, resetStatus];
 run.Validators.Add(r =>
 {
+    // --snapshot-at, --snapshot and --snapshot-mem go together.
+    bool at = r.GetResult(snapshotAt) is { Implicit: false }, state = r.GetResult(snapshotState) is { Implicit: false }, memFile = r.GetResult(snapshotMem) is { Implicit: false };
+    if ((at || state || memFile) && !(at && state && memFile))
+    {
+        r.AddError("--snapshot-at, --snapshot and --snapshot-mem go together: give all three");
+    }
     // A microVM run (Firecracker's way) takes its machine from the API or the file, never from the kernel-run options.
     bool microVm = r.GetResult(apiSock) is not null || r.GetResult(configFile) is not null;
     if (r.GetResult(noApi) is { Implicit: false } && r.GetResult(configFile) is null)
@@ -133,7 +142,7 @@ run.Validators.Add(r =>
     {
         return;
     }
-    foreach (Option option in new Option[] { initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, logLevel, stats, onReset, maxReboots, rng, disk, net, vsock, consoleDevice, profile, profileInterval, symbols, resetStatus })
+    foreach (Option option in new Option[] { initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, logLevel, stats, onReset, maxReboots, rng, disk, net, vsock, consoleDevice, snapshotAt, profile, profileInterval, symbols, resetStatus })
     {
         if (r.GetResult(option) is { Implicit: false })
         {
@@ -182,9 +191,26 @@ run.SetAction(r =>
     {
         ResetStatus = r.GetValue(resetStatus),
         Profile = r.GetValue(profile) is { } file ? new KernelCommand.ProfileRequest(file, TimeSpan.FromMilliseconds(r.GetValue(profileInterval)), r.GetValue(symbols)) : null,
+        SnapshotAt = r.GetValue(snapshotAt),
+        SnapshotState = r.GetValue(snapshotState),
+        SnapshotMemory = r.GetValue(snapshotMem),
     }));
 });
 root.Subcommands.Add(run);
+
+var snapshot = new Command("snapshot", "Snapshots: restore one and run it");
+var loadState = new Option<string>("--snapshot") { Description = "The snapshot's state file", Required = true };
+var loadMem = new Option<string>("--mem") { Description = "The snapshot's memory file", Required = true };
+var loadTimeout = OptionValues.Seconds("--timeout", "Stop the guest after this many seconds");
+var loadStats = new Option<bool>("--stats") { Description = "Print the restore time and how the run ended on stderr" };
+var load = new Command("load", "Restore a snapshot into a new machine and run it to its end");
+foreach (Option option in new Option[] { loadState, loadMem, loadTimeout, loadStats })
+{
+    load.Options.Add(option);
+}
+load.SetAction(r => Guarded(() => SnapshotCommand.Load(r.GetValue(loadState)!, r.GetValue(loadMem)!, r.GetValue(loadTimeout), r.GetValue(loadStats))));
+snapshot.Subcommands.Add(load);
+root.Subcommands.Add(snapshot);
 
 var bench = new Command("bench", "Benchmarks");
 var exitsCount = OptionValues.Count("--exits", "Exits per round", 20000, 1, 100_000_000);
@@ -208,6 +234,14 @@ startup.Options.Add(qemuOption);
 startup.Options.Add(runsOption);
 startup.SetAction(r => Guarded(() => StartupBench.Run(r.GetValue(guestOption), r.GetValue(vmmOption), r.GetValue(qemuOption), r.GetValue(runsOption))));
 bench.Subcommands.Add(startup);
+
+var apiRunsOption = OptionValues.Count("--runs", "Runs of each", 15, 1, 10_000);
+var apiBench = new Command("api", "What --api-sock costs: time to the socket accepting and to the guest's marker, and peak RSS, against a plain run");
+apiBench.Options.Add(guestOption);
+apiBench.Options.Add(vmmOption);
+apiBench.Options.Add(apiRunsOption);
+apiBench.SetAction(r => Guarded(() => ApiBench.Run(r.GetValue(guestOption), r.GetValue(vmmOption), r.GetValue(apiRunsOption))));
+bench.Subcommands.Add(apiBench);
 
 var recallsOption = OptionValues.Count("--recalls", "How many recalls", 2000, 1, 10_000_000);
 var recall = new Command("recall", "Time from Recall() on another thread to the Recall handler on the vCPU's thread");

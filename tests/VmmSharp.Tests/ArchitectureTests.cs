@@ -25,9 +25,10 @@ public class ArchitectureTests
         ["Arch"] = ["Kvm", "Memory"],
         ["Vm"] = ["Interop", "Kvm", "Memory", "Dispatch", "Arch", "State"],
         ["Boot"] = ["Memory", "Arch"],
+        ["Snapshot"] = ["Interop", "Memory", "State"],
         ["Emulation"] = ["Interop", "Kvm", "Memory", "Buses", "Dispatch"],
         ["Profiling"] = ["Dispatch"],
-        ["Machine"] = ["Interop", "Memory", "Kvm", "Buses", "State", "Events", "Dispatch", "Devices", "Arch", "Vm", "Boot", "Emulation", "Profiling"],
+        ["Machine"] = ["Interop", "Memory", "Kvm", "Buses", "State", "Events", "Dispatch", "Devices", "Arch", "Vm", "Boot", "Emulation", "Snapshot", "Profiling"],
     };
 
     private static readonly Assembly Library = typeof(VmmException).Assembly;

@@ -4,7 +4,7 @@ using Microsoft.Win32.SafeHandles;
 namespace VmmSharp.Cli.Api;
 
 /// <summary>
-/// The file or FIFO metrics lines go to, opened and written without ever blocking (as Firecracker does it: the FIFO is
+/// The file or FIFO metrics (and log) lines go to, opened and written without ever blocking (as Firecracker does it: the FIFO is
 /// opened read-write, so the open succeeds with no reader, and every write is non-blocking). A line that does not fit
 /// (nobody drains the FIFO) is dropped whole and counted: lines under PIPE_BUF bytes are written all or nothing.
 /// </summary>
@@ -33,19 +33,21 @@ internal sealed unsafe partial class MetricsSink : IDisposable
     public long LinesDropped => Interlocked.Read(ref _dropped);
 
     /// <summary>Opens (creating a missing file) <paramref name="path"/> for appending lines.</summary>
+    /// <param name="path">The file or FIFO.</param>
+    /// <param name="field">The request field that named it, for the error message.</param>
     /// <exception cref="ApiFault">It cannot be opened; the message names it and says why.</exception>
-    public static MetricsSink Open(string path)
+    public static MetricsSink Open(string path, string field = "metrics_path")
     {
         if (path.Length == 0 || path.Contains('\0', StringComparison.Ordinal))
         {
-            throw new ApiFault($"metrics_path '{path}': give the path of a file or named pipe");
+            throw new ApiFault($"{field} '{path}': give the path of a file or named pipe");
         }
         SafeFileHandle handle = OpenFile(path, O_RDWR | O_CREAT | O_NONBLOCK | O_APPEND | O_CLOEXEC, 0x180 /* 0600 */);
         if (handle.IsInvalid)
         {
             int errno = Marshal.GetLastPInvokeError();
             handle.Dispose();
-            throw new ApiFault($"metrics_path '{path}': cannot open it: {Marshal.GetPInvokeErrorMessage(errno)}");
+            throw new ApiFault($"{field} '{path}': cannot open it: {Marshal.GetPInvokeErrorMessage(errno)}");
         }
         return new MetricsSink(path, handle);
     }

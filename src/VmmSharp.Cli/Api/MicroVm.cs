@@ -28,6 +28,7 @@ internal sealed class MicroVm : IDisposable
     private LoggerConfig? _loggerConfig;
     private MetricsConfig? _metricsConfig;
     private MetricsSink? _metrics;
+    private MetricsSink? _logSink;
     private Timer? _metricsTimer;
     private PcMachine? _machine;
     private ConsoleOutput? _output;
@@ -83,13 +84,19 @@ internal sealed class MicroVm : IDisposable
         {
             RequireNotStarted("logger");
             _ = ParseLevel(logger.Level);
-            if (logger.LogPath is not null)
-            {
-                throw new ApiFault($"logger: log_path '{logger.LogPath}' is not supported: vmm writes its log to stderr (give level only)");
-            }
             if (logger.Module is not null)
             {
                 throw new ApiFault("logger: module filters are not supported");
+            }
+            if (logger.ShowLogOrigin == true)
+            {
+                throw new ApiFault("logger: show_log_origin is not supported");
+            }
+            if (logger.LogPath is { } path)
+            {
+                MetricsSink sink = MetricsSink.Open(path, "log_path");
+                _logSink?.Dispose();
+                _logSink = sink;
             }
             _loggerConfig = logger;
         }
@@ -107,7 +114,7 @@ internal sealed class MicroVm : IDisposable
             {
                 throw new ApiFault("metrics: emit_id and properties are not supported");
             }
-            _metrics = MetricsSink.Open(metrics.MetricsPath);
+            _metrics = MetricsSink.Open(metrics.MetricsPath, "metrics_path");
             _metricsConfig = metrics;
             _metricsTimer = new Timer(_ => FlushMetricsQuietly(), null, MetricsInterval, MetricsInterval);
         }
@@ -122,12 +129,16 @@ internal sealed class MicroVm : IDisposable
             RequireNotStarted("InstanceStart");
             MachineOptions options = _config.ToMachineOptions();
             LogLevel? level = _loggerConfig is { } l ? ParseLevel(l.Level) : _cliLogLevel;
-            _logging = level is { } lv && lv != LogLevel.None
-                ? LoggerFactory.Create(b => b
-                    .AddSimpleConsole(o => o.SingleLine = true)
-                    .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace) // stdout is the guest's
-                    .SetMinimumLevel(lv))
-                : null;
+            MetricsSink? logSink = _logSink;
+            bool showLevel = _loggerConfig?.ShowLevel == true;
+            _logging = level is not { } lv || lv == LogLevel.None ? null
+                : logSink is not null
+                    ? LoggerFactory.Create(b => b.AddProvider(new LineLoggerProvider(logSink, lv, showLevel)).SetMinimumLevel(lv))
+                    : LoggerFactory.Create(b => b
+                        .AddSimpleConsole(o => o.SingleLine = true)
+                        .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace) // stdout is the guest's
+                        .SetMinimumLevel(lv));
+            _logSink = _logging is null ? _logSink : null; // the factory's provider owns it now
             _output = ConsoleOutput.StandardOutput();
             _input = TerminalInput.StandardInput();
             try
@@ -294,6 +305,7 @@ internal sealed class MicroVm : IDisposable
             _machine = null;
             DisposeHost();
             _metrics?.Dispose();
+            _logSink?.Dispose();
         }
     }
 

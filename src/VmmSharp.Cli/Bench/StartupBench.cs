@@ -74,7 +74,7 @@ internal static class StartupBench
         (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Any(d => File.Exists(Path.Combine(d, program)));
 
     /// <summary>Builds tests/guests/marker with make, when run from a checkout.</summary>
-    private static string BuildMarkerGuest()
+    internal static string BuildMarkerGuest()
     {
         string? dir = Directory.GetCurrentDirectory();
         while (dir is not null && !File.Exists(Path.Combine(dir, "tests", "guests", "Makefile")))

@@ -37,6 +37,15 @@ internal static class KernelCommand
         VsockOptions? Vsock,
         ConsoleDevice ConsoleDevice)
     {
+        /// <summary>With <see cref="SnapshotState"/> and <see cref="SnapshotMemory"/>: pause, snapshot and exit after this long.</summary>
+        public TimeSpan? SnapshotAt { get; init; }
+
+        /// <summary>Where <see cref="SnapshotAt"/> writes the state file.</summary>
+        public string? SnapshotState { get; init; }
+
+        /// <summary>Where <see cref="SnapshotAt"/> writes the memory file.</summary>
+        public string? SnapshotMemory { get; init; }
+
         /// <summary>The exit status of a run the guest ended by a reset, with <see cref="ResetAction.Exit"/> (<c>--reset-status</c>).</summary>
         public int ResetStatus { get; init; }
 
@@ -102,7 +111,14 @@ internal static class KernelCommand
             ProfileInterval = args.Profile?.Interval,
         };
         KernelFormat format = default;
-        MachineResult result = MachineRunner.Run(options, machine => format = machine.Boot.Format);
+        MachineResult result = MachineRunner.Run(options, machine =>
+        {
+            format = machine.Boot.Format;
+            if (args.SnapshotAt is { } at)
+            {
+                SnapshotCommand.ScheduleSnapshot(machine, at, args.SnapshotState!, args.SnapshotMemory!);
+            }
+        });
         input.Dispose(); // the user's terminal back before anything more is printed
         bool drained = output.Flush(OutputDrainTimeout);
 

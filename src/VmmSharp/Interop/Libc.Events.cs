@@ -57,6 +57,12 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "writev", SetLastError = true)]
     public static partial nint Writev(SafeHandle fd, IoVec* iov, int count);
 
+    [LibraryImport(Lib, EntryPoint = "preadv", SetLastError = true)]
+    public static partial nint Preadv(SafeFileHandle fd, IoVec* iov, int count, long offset);
+
+    [LibraryImport(Lib, EntryPoint = "pwritev", SetLastError = true)]
+    public static partial nint Pwritev(SafeFileHandle fd, IoVec* iov, int count, long offset);
+
     /// <summary><c>struct iovec</c>.</summary>
     [StructLayout(LayoutKind.Sequential)]
     public struct IoVec

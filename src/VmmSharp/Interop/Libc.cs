@@ -65,6 +65,21 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "mmap", SetLastError = true)]
     public static partial nint MmapAnonymous(nint addr, nuint length, int prot, int flags, int noFd, long offset);
 
+    public const int O_RDONLY = 0x0;
+    public const int MAP_FIXED = 0x10;
+    public const int MADV_DONTNEED = 4;
+
+    public const int SEEK_DATA = 3;
+    public const int SEEK_HOLE = 4;
+    public const int ENXIO = 6;
+
+    /// <summary>lseek on a file .NET opened (for SEEK_DATA/SEEK_HOLE, which .NET does not offer).</summary>
+    [LibraryImport(Lib, EntryPoint = "lseek", SetLastError = true)]
+    public static partial long Lseek(Microsoft.Win32.SafeHandles.SafeFileHandle fd, long offset, int whence);
+
+    [LibraryImport(Lib, EntryPoint = "madvise", SetLastError = true)]
+    public static partial int Madvise(nint addr, nuint length, int advice);
+
     [LibraryImport(Lib, EntryPoint = "mprotect", SetLastError = true)]
     public static partial int Mprotect(nint addr, nuint length, int prot);
 

@@ -45,5 +45,24 @@ internal sealed class SafeMapping : SafeHandle
         return new SafeMapping(address, length);
     }
 
+    /// <summary>
+    /// Maps <paramref name="length"/> bytes of <paramref name="fd"/> from <paramref name="offset"/> private (copy on write:
+    /// pages load lazily from the file, writes stay in this process), read-write; over <paramref name="at"/> if non-zero.
+    /// </summary>
+    public static nint PrivateFile(SafeFileDescriptor fd, nuint length, long offset, nint at, string what)
+    {
+        int flags = Libc.MAP_PRIVATE | Libc.MAP_NORESERVE | (at != 0 ? Libc.MAP_FIXED : 0);
+        nint address = Libc.Mmap(at, length, Libc.PROT_READ | Libc.PROT_WRITE, flags, fd, offset);
+        if (address == Libc.MAP_FAILED)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            throw new IOException($"mmap of {what} ({length} bytes at offset {offset}) failed: {Libc.ErrorText(errno)} (errno {errno})");
+        }
+        return address;
+    }
+
+    /// <summary>Takes ownership of a mapping made by <see cref="PrivateFile"/>.</summary>
+    public static SafeMapping Adopt(nint address, nuint length) => new(address, length);
+
     protected override bool ReleaseHandle() => Libc.Munmap(handle, Length) == 0;
 }

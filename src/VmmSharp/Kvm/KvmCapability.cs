@@ -87,4 +87,25 @@ public enum KvmCapability
 
     /// <summary>KVM_CAP_DISABLE_QUIRKS2.</summary>
     DisableQuirks2 = 213,
+
+    /// <summary><c>KVM_CAP_PIT_STATE2</c>: <c>KVM_GET_PIT2</c>/<c>KVM_SET_PIT2</c>.</summary>
+    PitState2 = 35,
+
+    /// <summary><c>KVM_CAP_ADJUST_CLOCK</c>: <c>KVM_GET_CLOCK</c>/<c>KVM_SET_CLOCK</c>; the value is the flags KVM fills in.</summary>
+    AdjustClock = 39,
+
+    /// <summary><c>KVM_CAP_TSC_CONTROL</c>: <c>KVM_SET_TSC_KHZ</c>.</summary>
+    TscControl = 60,
+
+    /// <summary><c>KVM_CAP_GET_TSC_KHZ</c>.</summary>
+    GetTscKhz = 61,
+
+    /// <summary><c>KVM_CAP_KVMCLOCK_CTRL</c>: tell a kvmclock guest it was paused.</summary>
+    KvmclockCtrl = 76,
+
+    /// <summary><c>KVM_CAP_GET_MSR_FEATURES</c>: <c>KVM_GET_MSR_FEATURE_INDEX_LIST</c>.</summary>
+    GetMsrFeatures = 153,
+
+    /// <summary><c>KVM_CAP_XSAVE2</c>: <c>KVM_GET_XSAVE2</c>; the value is the XSAVE buffer's size.</summary>
+    Xsave2 = 208,
 }

@@ -9,6 +9,8 @@ internal static class KvmIoctl
     public const uint CheckExtension = 0xae03;
     public const uint GetVcpuMmapSize = 0xae04;
     public const uint GetSupportedCpuid = 0xc008ae05;
+    public const uint GetMsrIndexList = 0xc004ae02;
+    public const uint GetMsrFeatureIndexList = 0xc004ae0a;
 
     // VM
     public const uint CreateVcpu = 0xae41;
@@ -18,6 +20,12 @@ internal static class KvmIoctl
     public const uint CreateIrqchip = 0xae60;
     public const uint IrqLine = 0x4008ae61;
     public const uint GetIrqchip = 0xc208ae62;
+    public const uint SetIrqchip = 0x8208ae63;
+    public const uint GetDirtyLog = 0x4010ae42;
+    public const uint SetClock = 0x4030ae7b;
+    public const uint GetClock = 0x8030ae7c;
+    public const uint GetPit2 = 0x8070ae9f;
+    public const uint SetPit2 = 0x4070aea0;
     public const uint SetGsiRouting = 0x4008ae6a;
     public const uint CreatePit2 = 0x4040ae77;
     public const uint EnableCap = 0x4068aea3;
@@ -39,6 +47,12 @@ internal static class KvmIoctl
     public const uint GetFpu = 0x81a0ae8c;
     public const uint SetFpu = 0x41a0ae8d;
     public const uint SetCpuid2 = 0x4008ae90;
+    public const uint GetCpuid2 = 0xc008ae91;
+    public const uint GetLapic = 0x8400ae8e;
+    public const uint SetLapic = 0x4400ae8f;
+    public const uint SetTscKhz = 0xaea2;
+    public const uint KvmclockCtrl = 0xaead;
+    public const uint GetXsave2 = 0x9000aecf;
     public const uint GetMpState = 0x8004ae98;
     public const uint SetMpState = 0x4004ae99;
     public const uint SetGuestDebug = 0x4048ae9b;
@@ -61,6 +75,20 @@ internal static class KvmIoctl
         CheckExtension => "KVM_CHECK_EXTENSION",
         GetVcpuMmapSize => "KVM_GET_VCPU_MMAP_SIZE",
         GetSupportedCpuid => "KVM_GET_SUPPORTED_CPUID",
+        GetMsrIndexList => "KVM_GET_MSR_INDEX_LIST",
+        GetMsrFeatureIndexList => "KVM_GET_MSR_FEATURE_INDEX_LIST",
+        SetIrqchip => "KVM_SET_IRQCHIP",
+        GetDirtyLog => "KVM_GET_DIRTY_LOG",
+        SetClock => "KVM_SET_CLOCK",
+        GetClock => "KVM_GET_CLOCK",
+        GetPit2 => "KVM_GET_PIT2",
+        SetPit2 => "KVM_SET_PIT2",
+        GetCpuid2 => "KVM_GET_CPUID2",
+        GetLapic => "KVM_GET_LAPIC",
+        SetLapic => "KVM_SET_LAPIC",
+        SetTscKhz => "KVM_SET_TSC_KHZ",
+        KvmclockCtrl => "KVM_KVMCLOCK_CTRL",
+        GetXsave2 => "KVM_GET_XSAVE2",
         CreateVcpu => "KVM_CREATE_VCPU",
         SetUserMemoryRegion => "KVM_SET_USER_MEMORY_REGION",
         SetTssAddr => "KVM_SET_TSS_ADDR",

@@ -12,7 +12,10 @@ namespace VmmSharp.Kvm;
 /// <remarks>Threading: immutable; any thread may use it.</remarks>
 public readonly record struct KvmMemorySlot(uint Slot, ulong GuestAddress, ulong Size, nint HostAddress, bool ReadOnly = false)
 {
+    /// <summary>Whether KVM logs the pages the guest writes (<c>KVM_MEM_LOG_DIRTY_PAGES</c>, read with <see cref="KvmVm.GetDirtyLog"/>).</summary>
+    public bool LogDirtyPages { get; init; }
+
     /// <inheritdoc/>
     public override string ToString()
-        => $"slot={Slot} guest_phys_addr=0x{GuestAddress:x} memory_size=0x{Size:x} userspace_addr=0x{HostAddress:x}{(ReadOnly ? " readonly" : "")}";
+        => $"slot={Slot} guest_phys_addr=0x{GuestAddress:x} memory_size=0x{Size:x} userspace_addr=0x{HostAddress:x}{(ReadOnly ? " readonly" : "")}{(LogDirtyPages ? " log_dirty_pages" : "")}";
 }

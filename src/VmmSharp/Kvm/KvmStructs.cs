@@ -332,6 +332,7 @@ internal struct KvmUserspaceMemoryRegion
     public ulong MemorySize;
     public ulong UserspaceAddr;
 
+    public const uint LogDirtyPages = 0x1;
     public const uint ReadOnly = 0x2;
 }
 

@@ -149,6 +149,45 @@ public sealed unsafe class KvmSystem : IDisposable
         }
     }
 
+    /// <summary>The MSRs KVM saves and restores for a vCPU (<c>KVM_GET_MSR_INDEX_LIST</c>).</summary>
+    public uint[] GetMsrIndexList() => FetchMsrList(KvmIoctl.GetMsrIndexList);
+
+    /// <summary>
+    /// The feature MSRs KVM knows (<c>KVM_GET_MSR_FEATURE_INDEX_LIST</c>, such as <c>IA32_ARCH_CAPABILITIES</c>); empty
+    /// where the host lacks <c>KVM_CAP_GET_MSR_FEATURES</c>.
+    /// </summary>
+    public uint[] GetMsrFeatureIndexList() => Has(KvmCapability.GetMsrFeatures) ? FetchMsrList(KvmIoctl.GetMsrFeatureIndexList) : [];
+
+    private uint[] FetchMsrList(uint request)
+    {
+        ObjectDisposedException.ThrowIf(_fd.IsClosed, this);
+        uint count = 0;
+        // The first call with no room reports the count (E2BIG); the list may grow between the calls, so loop.
+        for (int attempt = 0; attempt < 4; attempt++)
+        {
+            byte* buffer = (byte*)NativeMemory.AllocZeroed(4 + (count * 4));
+            try
+            {
+                *(uint*)buffer = count;
+                if (Libc.Ioctl(_fd, request, buffer) == 0)
+                {
+                    return new ReadOnlySpan<uint>(buffer + 4, (int)*(uint*)buffer).ToArray();
+                }
+                int errno = Marshal.GetLastPInvokeError();
+                if (errno != 7 /* E2BIG */ || *(uint*)buffer > 65536)
+                {
+                    throw new KvmException(request, errno, $"nmsrs={count}");
+                }
+                count = *(uint*)buffer;
+            }
+            finally
+            {
+                NativeMemory.Free(buffer);
+            }
+        }
+        throw new KvmException($"{KvmIoctl.Name(request)} kept growing ({count} MSRs)");
+    }
+
     /// <summary>Creates a VM (<c>KVM_CREATE_VM</c>).</summary>
     public KvmVm CreateVm()
     {

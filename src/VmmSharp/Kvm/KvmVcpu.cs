@@ -15,7 +15,7 @@ namespace VmmSharp.Kvm;
 /// After <see cref="Dispose"/> every ioctl throws <see cref="ObjectDisposedException"/>; the descriptor and the
 /// <c>kvm_run</c> mapping stay alive until a thread still inside <c>KVM_RUN</c> or a dispatcher loop has left it.
 /// </remarks>
-public sealed unsafe class KvmVcpu : IDisposable
+public sealed unsafe partial class KvmVcpu : IDisposable
 {
     private readonly SafeFileDescriptor _fd;
     private readonly SafeMapping _run;

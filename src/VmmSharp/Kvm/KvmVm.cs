@@ -57,7 +57,7 @@ public sealed unsafe partial class KvmVm : IDisposable
         var region = new KvmUserspaceMemoryRegion
         {
             Slot = slot.Slot,
-            Flags = slot.ReadOnly ? KvmUserspaceMemoryRegion.ReadOnly : 0,
+            Flags = (slot.ReadOnly ? KvmUserspaceMemoryRegion.ReadOnly : 0) | (slot.LogDirtyPages ? KvmUserspaceMemoryRegion.LogDirtyPages : 0),
             GuestPhysAddr = slot.GuestAddress,
             MemorySize = slot.Size,
             UserspaceAddr = (ulong)slot.HostAddress,

@@ -143,6 +143,13 @@ public sealed record MachineOptions(string KernelPath)
     /// built with <c>CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES</c>; the ACPI DSDT describes them either way.
     /// </summary>
     public bool VirtioOnCommandLine { get; init; } = true;
+
+    /// <summary>
+    /// Whether KVM logs the pages the guest writes, so that <see cref="PcMachine.CreateSnapshot"/> can make diff snapshots
+    /// (Firecracker's <c>track_dirty_pages</c>). Off by default: on hosts that shadow the guest's page tables it makes the
+    /// guest's first write to each page fault into KVM after every snapshot.
+    /// </summary>
+    public bool TrackDirtyPages { get; init; }
 }
 
 /// <summary>A virtio-blk disk: a raw image file.</summary>

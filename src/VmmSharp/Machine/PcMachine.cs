@@ -63,6 +63,7 @@ public sealed partial class PcMachine : IDisposable
     private readonly EmulationFallback? _fallback;
     private readonly RipSampler? _sampler;
     private readonly ConsoleOutput? _ownOutput;
+    private readonly bool _restored;
     private StopRequest? _stop;
     private int _runs;
     private bool _disposed;
@@ -72,8 +73,15 @@ public sealed partial class PcMachine : IDisposable
     /// <exception cref="InvalidKernelImageException">The kernel or initrd cannot be booted; the message names the file.</exception>
     /// <exception cref="KvmUnavailableException">KVM cannot be used here; the message says why.</exception>
     public PcMachine(MachineOptions options)
+        : this(options, null)
+    {
+    }
+
+    /// <summary>Builds the machine; with <paramref name="restore"/>, over its memory file and with its boot record, loading nothing.</summary>
+    private PcMachine(MachineOptions options, RestoreSource? restore)
     {
         ArgumentNullException.ThrowIfNull(options);
+        _restored = restore is not null;
         _options = options;
         _logger = options.Logger ?? NullLogger.Instance;
 
@@ -81,14 +89,14 @@ public sealed partial class PcMachine : IDisposable
         GuestRegionSpec[] regions = ValidateMemory(options.MemorySize);
         ValidateDeadline(options.Deadline);
         ValidateProfileInterval(options.ProfileInterval);
-        (byte[] kernel, byte[] initrd) = ReadImages(options);
+        (byte[] kernel, byte[] initrd) = restore is null ? ReadImages(options) : ([], []);
         KvmSystem kvm = KvmSystem.Open();
         GuestMemory memory;
         try
         {
             ValidateCpuCount(options.CpuCount, kvm);
             ValidateAddressWidth(options.MemorySize, regions, kvm);
-            memory = new GuestMemory(regions);
+            memory = restore is null ? new GuestMemory(regions) : GuestMemory.FromFile(regions, restore.MemoryPath);
         }
         catch (InsufficientMemoryException e)
         {
@@ -104,7 +112,7 @@ public sealed partial class PcMachine : IDisposable
 
         try
         {
-            _vm = VirtualMachine.Create(memory, irqchip: true, kvm);
+            _vm = VirtualMachine.Create(memory, irqchip: true, kvm, options.TrackDirtyPages);
         }
         catch
         {
@@ -147,7 +155,7 @@ public sealed partial class PcMachine : IDisposable
             _virtioModels = virtio;
             MmioDeviceSlot[] slots = VirtioSlots(virtio.Count);
             CommandLine = options.VirtioOnCommandLine ? WithVirtioCommandLine(options.CommandLine, slots) : options.CommandLine;
-            Boot = LoadKernel(memory, kernel, initrd, slots);
+            Boot = restore?.Boot ?? LoadKernel(memory, kernel, initrd, slots);
             AttachVirtio(virtio, slots);
             IoBus = new IoBus(_logger);
             Serial = new Serial8250(output, IrqchipLine.For(_vm.Handle, Com1Irq));
@@ -168,9 +176,9 @@ public sealed partial class PcMachine : IDisposable
                 CommandLine = CommandLine.Length == 0 ? null : CommandLine,
                 CommandLineAddress = (uint)Boot.CommandLineAddress,
                 KernelAddress = (uint)Boot.KernelStart,
-                KernelSize = (uint)kernel.Length,
+                KernelSize = (uint)(restore is null ? (ulong)kernel.Length : Boot.KernelEnd - Boot.KernelStart),
                 InitrdAddress = (uint)(Boot.InitrdAddress ?? 0),
-                InitrdSize = (uint)initrd.Length,
+                InitrdSize = (uint)(restore is null ? (ulong)initrd.Length : Boot.InitrdSize),
             });
             IoBus.Register(FwCfg.DefaultPort, FwCfg.PortCount, _fwCfg);
 
@@ -308,10 +316,11 @@ public sealed partial class PcMachine : IDisposable
 
     private void AddVcpu(VcpuDispatcher vcpu)
     {
-        bool ok = vcpu.Id.Value == 0
+        // A restored vCPU's state comes from the snapshot, set before it runs: no Startup portal.
+        bool ok = _restored || (vcpu.Id.Value == 0
             ? vcpu.Register(VcpuEvent.Startup, EntryStateExtensions.RequiredMtd, s => Boot.EntryState.ApplyTo(s))
             // An AP waits for INIT/SIPI from the BSP, which the in-kernel LAPIC delivers.
-            : vcpu.Register(VcpuEvent.Startup, Mtd.None, s => s.Vcpu.SetMpState(MpStateUninitialized));
+            : vcpu.Register(VcpuEvent.Startup, Mtd.None, s => s.Vcpu.SetMpState(MpStateUninitialized)));
         ok &= vcpu.Register(VcpuEvent.Io, Mtd.Qual, OnIo);
         ok &= vcpu.Register(VcpuEvent.Mmio, Mtd.Qual, OnMmio);
         ok &= vcpu.Register(VcpuEvent.Shutdown, Mtd.Rip, OnShutdown);

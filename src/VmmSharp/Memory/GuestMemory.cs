@@ -15,7 +15,7 @@ namespace VmmSharp.Memory;
 /// must not race with accesses on other threads, and is refused while a VM uses the memory: a
 /// <c>VirtualMachine</c> owns the memory it was created over and disposes it itself, once no vCPU can touch it.
 /// </remarks>
-public sealed class GuestMemory : IDisposable
+public sealed partial class GuestMemory : IDisposable
 {
     /// <summary>The page size regions are aligned to.</summary>
     public const ulong PageSize = 4096;
@@ -70,6 +70,11 @@ public sealed class GuestMemory : IDisposable
             }
             throw;
         }
+    }
+
+    private GuestMemory(GuestRegion[] regions)
+    {
+        _regions = regions;
     }
 
     /// <summary>Creates guest memory of one writable region of <paramref name="size"/> bytes at address 0.</summary>

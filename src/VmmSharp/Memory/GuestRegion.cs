@@ -18,6 +18,14 @@ public sealed class GuestRegion
         _mapping = SafeMapping.Anonymous((nuint)size);
     }
 
+    internal GuestRegion(ulong guestAddress, ulong size, bool readOnly, SafeMapping mapping)
+    {
+        GuestAddress = guestAddress;
+        Size = size;
+        ReadOnly = readOnly;
+        _mapping = mapping;
+    }
+
     /// <summary>The guest-physical address of the region's first byte.</summary>
     public ulong GuestAddress { get; }
 
@@ -53,6 +61,9 @@ public sealed class GuestRegion
         }
         return new Span<byte>((byte*)_mapping.Address + offset, length);
     }
+
+    /// <summary>The mapping, for remapping it from a file or discarding its private pages.</summary>
+    internal SafeMapping Mapping => _mapping;
 
     /// <summary>Unmaps the region; only its <see cref="GuestMemory"/> does this.</summary>
     internal void Unmap() => _mapping.Dispose();

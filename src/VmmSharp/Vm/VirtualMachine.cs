@@ -25,7 +25,7 @@ namespace VmmSharp.Vm;
 /// <see cref="GuestMemory"/>'s rules.
 /// </para>
 /// </remarks>
-public sealed class VirtualMachine : IDisposable
+public sealed partial class VirtualMachine : IDisposable
 {
     private readonly List<VcpuDispatcher> _vcpus = [];
     private readonly KvmCpuidEntry[] _supportedCpuid;
@@ -121,7 +121,13 @@ public sealed class VirtualMachine : IDisposable
     /// and if this fails it disposes both.
     /// </summary>
     /// <exception cref="InvalidOperationException">Another VM owns <paramref name="memory"/> (which is then left alone).</exception>
-    public static VirtualMachine Create(GuestMemory memory, bool irqchip, KvmSystem kvm)
+    public static VirtualMachine Create(GuestMemory memory, bool irqchip, KvmSystem kvm) => Create(memory, irqchip, kvm, trackDirtyPages: false);
+
+    /// <summary>
+    /// Like <see cref="Create(GuestMemory, bool, KvmSystem)"/>; with <paramref name="trackDirtyPages"/> KVM logs the pages
+    /// the guest writes (<c>KVM_MEM_LOG_DIRTY_PAGES</c>), for diff snapshots (<see cref="GetDirtyPages"/>).
+    /// </summary>
+    public static VirtualMachine Create(GuestMemory memory, bool irqchip, KvmSystem kvm, bool trackDirtyPages)
     {
         ArgumentNullException.ThrowIfNull(memory);
         ArgumentNullException.ThrowIfNull(kvm);
@@ -144,13 +150,13 @@ public sealed class VirtualMachine : IDisposable
                 vm.SetTssAddress(0xfffb_d000);
             }
             // Memory before the irqchip: the other way round, KVM spends about 7 ms on the first memory slot.
-            MapSlots(vm, memory);
+            MapSlots(vm, memory, trackDirtyPages);
             if (irqchip)
             {
                 vm.CreateIrqchip();
                 vm.CreatePit();
             }
-            return new VirtualMachine(kvm, vm, memory);
+            return new VirtualMachine(kvm, vm, memory) { TracksDirtyPages = trackDirtyPages };
         }
         catch
         {
@@ -162,12 +168,15 @@ public sealed class VirtualMachine : IDisposable
     }
 
     /// <summary>Gives each region of <paramref name="memory"/> a memory slot of its own, read-only regions read-only.</summary>
-    private static void MapSlots(KvmVm vm, GuestMemory memory)
+    private static void MapSlots(KvmVm vm, GuestMemory memory, bool trackDirtyPages)
     {
         uint slot = 0;
         foreach (GuestRegion region in memory.Regions)
         {
-            vm.SetUserMemoryRegion(new KvmMemorySlot(slot++, region.GuestAddress, region.Size, region.HostAddress, region.ReadOnly));
+            vm.SetUserMemoryRegion(new KvmMemorySlot(slot++, region.GuestAddress, region.Size, region.HostAddress, region.ReadOnly)
+            {
+                LogDirtyPages = trackDirtyPages && !region.ReadOnly,
+            });
         }
     }
 

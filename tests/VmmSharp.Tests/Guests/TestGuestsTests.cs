@@ -7,7 +7,7 @@ public class TestGuestsTests
     [Fact]
     public void BuildsAllGuestsAsElf32()
     {
-        foreach (var path in new[] { TestGuests.MultibootKernel, TestGuests.PvhKernel, TestGuests.MarkerKernel })
+        foreach (var path in new[] { TestGuests.MultibootKernel, TestGuests.PvhKernel, TestGuests.MarkerKernel, TestGuests.VirtioKernel })
         {
             var bytes = File.ReadAllBytes(path);
             Assert.True(bytes.Length > 52, path);

@@ -31,9 +31,10 @@ internal sealed class MachineRun
     /// <param name="deadline">The run's deadline.</param>
     /// <param name="stopWhen">Ends the run early (status 0, outcome Stopped) once the output so far satisfies it; checked at each line's end.</param>
     /// <param name="afterRun">Looks at the machine after the run, before it is disposed.</param>
+    /// <param name="beforeRun">Gets the machine once it is built, before it runs (to stop it from another thread, say).</param>
     /// <param name="onLine">Called with the machine and the output so far at each line's end, on the thread that wrote it (keep it short).</param>
     public static MachineRun Start(MachineOptions options, TimeSpan deadline, Func<string, bool>? stopWhen = null, Action<PcMachine>? afterRun = null,
-        Action<PcMachine, string>? onLine = null)
+        Action<PcMachine, string>? onLine = null, Action<PcMachine>? beforeRun = null)
     {
         var serial = new WatchedStream();
         using var output = new ConsoleOutput(serial);
@@ -49,6 +50,7 @@ internal sealed class MachineRun
                 }
             };
         }
+        beforeRun?.Invoke(machine);
         MachineResult result = machine.Run();
         Assert.True(output.Flush(TimeSpan.FromSeconds(10)), "the guest's output did not drain");
         afterRun?.Invoke(machine);

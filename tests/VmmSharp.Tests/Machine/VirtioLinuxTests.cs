@@ -116,7 +116,7 @@ public class VirtioLinuxTests
     }
 
     /// <summary>An 8 MiB ext4 image made with mkfs.ext4 -d from a folder with one file.</summary>
-    private static string Ext4Image()
+    internal static string Ext4Image()
     {
         string dir = Directory.CreateTempSubdirectory("vmmsharp-rootfs").FullName;
         string image = Path.Combine(Path.GetTempPath(), $"vmmsharp-root-{Guid.NewGuid():N}.ext4");

@@ -29,8 +29,58 @@ internal sealed partial class NetNamespace : IDisposable
         return ns;
     }
 
+    /// <summary>A namespace for a test that needs one; skips the test with the reason where the host cannot make it.</summary>
+    public static NetNamespace CreateOrSkip()
+    {
+        if (Unavailable() is { } why)
+        {
+            Assert.Skip($"not run: {why} to make a TAP in a network namespace of its own");
+        }
+        NetNamespace ns = Create();
+        ns.Ip("link set lo up");
+        return ns;
+    }
+
     /// <summary>Runs <c>ip -n NAME arguments</c>; fails the test if it fails.</summary>
     public string Ip(string arguments) => RunIp($"-n {Name} {arguments}", check: true);
+
+    /// <summary>A persistent TAP in the namespace with the host side's MAC and address, up, IPv4 only: what a VMM then attaches to by name.</summary>
+    public void AddTap(string tap, string hostMac, string hostAddress)
+    {
+        Ip($"tuntap add dev {tap} mode tap vnet_hdr");
+        // No IPv6 on it: its router solicitations and MLD reports would take receive buffers the tests count.
+        string ipv6 = $"/proc/sys/net/ipv6/conf/{tap}/disable_ipv6";
+        Run(() =>
+        {
+            if (File.Exists(ipv6))
+            {
+                File.WriteAllText(ipv6, "1");
+            }
+            return 0;
+        });
+        Ip($"link set {tap} address {hostMac}");
+        Ip($"addr add {hostAddress} dev {tap}");
+        Ip($"link set {tap} up");
+    }
+
+    /// <summary>
+    /// Waits until the kernel has seen the TAP's carrier (a process attached to it): until then, and for up to a
+    /// second after (the link watcher's delay), its queueing discipline drops whatever the host sends.
+    /// </summary>
+    public bool WaitForCarrier(string tap, TimeSpan timeout)
+    {
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < timeout)
+        {
+            string link = Ip($"link show {tap}");
+            if (link.Contains("LOWER_UP", StringComparison.Ordinal) && !link.Contains("state DOWN", StringComparison.Ordinal))
+            {
+                return true;
+            }
+            Thread.Sleep(20);
+        }
+        return false;
+    }
 
     /// <summary>Runs <paramref name="action"/> on a thread in the namespace and returns its result (or rethrows its exception).</summary>
     public T Run<T>(Func<T> action)

@@ -30,7 +30,7 @@ extern int failures;
 void test_blk(struct guest *g);
 void test_net(struct guest *g);
 void test_rng(struct guest *g);
-void test_vsock(struct guest *g);
+void test_vsock(struct guest *g, int to_host, int from_host);
 /* Reads n random bytes from the first rng device and prints RNG lines; 0 when it answered correctly. */
 int rng_check(struct guest *g, uint32_t n);
 void test_hostile(struct guest *g, const char *name);

@@ -141,7 +141,9 @@ void pvh_main(const struct hvm_start_info *si)
     if (has_word(g.cmdline, "net"))
         test_net(&g);
     if (has_word(g.cmdline, "vsock"))
-        test_vsock(&g);
+        test_vsock(&g, 1, 1);
+    else if (word_value("vsock", name, sizeof name))
+        test_vsock(&g, name[0] == 'o', name[0] == 'i');
     if (failures) {
         print("FAILURES ");
         print_dec((uint32_t)failures);

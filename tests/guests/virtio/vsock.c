@@ -1,7 +1,7 @@
 /* virtio-vsock test (§5.10, stream sockets): receive queue 0, transmit 1, event 2. One connection each way with the
  * host (cid 2): the guest connects from port 1234 to host port 5000, sends VMMSHARP-VSOCK-OUT, prints the answer
  * and shuts down; then it accepts the host's connection to its port 5001, prints what the host sent and answers
- * VMMSHARP-VSOCK-IN. Credit: the guest advertises buf_alloc 64 KiB and counts what it consumed (fwd_cnt). */
+ * VMMSHARP-VSOCK-IN (vsock=out or vsock=in: only one of the two). Credit: the guest advertises buf_alloc 64 KiB and counts what it consumed (fwd_cnt). */
 #include "dma.h"
 #include "guest.h"
 #include "virtq.h"
@@ -103,7 +103,13 @@ static void handle(const struct vsock_hdr *h, const uint8_t *payload, uint32_t a
         print_dec(h->op);
         print(" port=");
         print_dec(h->dst_port);
+        print(" from=");
+        print_dec(h->src_port);
         print("\n");
+        if (h->op != OP_RST) { /* refuse it, so the peer does not wait */
+            struct conn stray = {h->dst_port, h->src_port, CLOSED, 0, 0, 0, {0}, 0};
+            send_packet(&stray, OP_RST, 0, 0);
+        }
         return;
     }
     switch (h->op) {
@@ -157,20 +163,25 @@ static int connected(const struct conn *c) { return c->state == CONNECTED; }
 static int has_line(const struct conn *c) { return (c->data_len > 0 && c->data[c->data_len - 1] == '\n') || c->state == CLOSED; }
 static int closed(const struct conn *c) { return c->got_rst || c->got_shutdown; }
 
-static void print_data(const char *what, struct conn *c)
+static void connect_to_host(void);
+static void accept_from_host(void);
+
+static void print_data(const char *what, const struct conn *c)
 {
-    c->data[c->data_len] = 0;
+    uint32_t n = c->data_len;
+    if (n && c->data[n - 1] == '\n')
+        n--;
     print("VSOCK ");
     print(what);
     print(" rx len=");
     print_dec(c->data_len);
     print(" payload=");
-    print_first_bytes((const uint8_t *)c->data, c->data_len > 16 ? 16 : c->data_len);
-    print_n(c->data_len > 16 ? c->data + 16 : "", 48);
+    for (uint32_t i = 0; i < n; i++)
+        serial_putc(c->data[i] >= 0x20 && c->data[i] < 0x7f ? c->data[i] : '.');
     print("\n");
 }
 
-void test_vsock(struct guest *g)
+void test_vsock(struct guest *g, int to_host, int from_host)
 {
     dev = find_device(g, VIRTIO_ID_VSOCK, 0);
     if (!dev || vmmio_negotiate(dev, 0) != 0) {
@@ -201,7 +212,15 @@ void test_vsock(struct guest *g)
     print_hex(dev->features);
     print("\n");
 
-    /* Guest to host. */
+    if (to_host)
+        connect_to_host();
+    if (from_host)
+        accept_from_host();
+}
+
+/* Guest to host. */
+static void connect_to_host(void)
+{
     out.state = CONNECTING;
     if (send_packet(&out, OP_REQUEST, 0, 0) != 0 || poll(not_connecting, &out, SPINS_LONG) != 0) {
         fail("vsock no answer to the guest's REQUEST");
@@ -221,8 +240,11 @@ void test_vsock(struct guest *g)
         print_dec((uint32_t)out.got_rst);
         print("\n");
     }
+}
 
-    /* Host to guest. */
+/* Host to guest. */
+static void accept_from_host(void)
+{
     if (poll(connected, &in, SPINS_LONG) != 0) {
         fail("vsock no connection from the host to port 5001");
         return;

@@ -15,6 +15,7 @@ public abstract partial class VirtioDevice : IStateful, IQuiescable
 
     private bool _restoredActive;
     private volatile bool _paused;
+    private bool _notifiedWhilePaused;
 
     /// <summary>The version of the layout <see cref="SaveDeviceState"/> writes; a device raises it when that changes.</summary>
     public virtual ushort StateVersion => 1;
@@ -40,6 +41,15 @@ public abstract partial class VirtioDevice : IStateful, IQuiescable
         lock (Sync)
         {
             _paused = false;
+            if (_notifiedWhilePaused)
+            {
+                // The notifications that came while paused, served now (the queue number was not kept: all look).
+                _notifiedWhilePaused = false;
+                for (int q = 0; q < _queues.Length; q++)
+                {
+                    Notify(q);
+                }
+            }
         }
         OnResume();
     }

@@ -156,7 +156,12 @@ public abstract partial class VirtioDevice : IDisposable
     {
         lock (Sync)
         {
-            if (_memory is not null && !_needsReset && !_paused && (uint)queue < (uint)_queues.Length && _queues[queue].IsActive)
+            if (_paused)
+            {
+                _notifiedWhilePaused = true; // served by Resume
+                return;
+            }
+            if (_memory is not null && !_needsReset && (uint)queue < (uint)_queues.Length && _queues[queue].IsActive)
             {
                 OnNotify(queue);
             }

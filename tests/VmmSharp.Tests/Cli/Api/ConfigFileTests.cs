@@ -66,6 +66,27 @@ public class ConfigFileTests
     }
 
     [Fact]
+    public void TheLoggersLogPathGetsTheMachinesLogInsteadOfStderr()
+    {
+        KvmRequirement.Ensure();
+        string log = Path.Combine(Path.GetTempPath(), $"vmmsharp-log-{Guid.NewGuid():N}");
+        string config = WriteConfig(MarkerConfig($$""", "logger": { "log_path": {{Quoted(log)}}, "level": "Info", "show_level": true }"""));
+        try
+        {
+            var o = Vmm("run", "--config-file", config, "--no-api");
+            Assert.True(o.Status == 1, o.Stderr);
+            Assert.Equal("", o.Stderr);
+            Assert.Contains("[vmm:Information] ", File.ReadAllText(log), StringComparison.Ordinal);
+            Assert.Contains("debug-exit", File.ReadAllText(log), StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(config);
+            File.Delete(log);
+        }
+    }
+
+    [Fact]
     public void AConfigFileWithAnApiSocketStartsTheGuestAndKeepsTheApi()
     {
         KvmRequirement.Ensure();

@@ -162,6 +162,57 @@ public sealed class VirtioBlockTests : IDisposable
         Assert.NotEqual(0u, Read(R.Status) & (uint)VirtioStatus.DeviceNeedsReset);
     }
 
+    [Fact]
+    public void Adjacent_reads_and_writes_offered_together_each_get_their_own_sectors()
+    {
+        Start();
+        // Four 1 KiB writes of sectors 8-15 (adjacent: merged into one pwritev), then four reads back (one preadv).
+        for (int r = 0; r < 4; r++)
+        {
+            _memory.Fill(Data + ((ulong)r * 0x1000), 1024, (byte)(0xa0 + r));
+        }
+        OfferTogether(Out, 8);
+        byte[] file = File.ReadAllBytes(_path);
+        for (int r = 0; r < 4; r++)
+        {
+            Assert.All(file.AsSpan((8 + (2 * r)) * 512, 1024).ToArray(), b => Assert.Equal((byte)(0xa0 + r), b));
+        }
+        _memory.Fill(Data, 0x4000, 0);
+        OfferTogether(In, 8);
+        for (int r = 0; r < 4; r++)
+        {
+            Assert.Equal((byte)(0xa0 + r), _memory.Read<byte>(Data + ((ulong)r * 0x1000) + 1023));
+            Assert.Equal(0, _memory.Read<byte>(Status + (ulong)r));
+        }
+        Assert.Equal(1024u + 1, _ring!.UsedElement(_requests - 1).Length);
+    }
+
+    /// <summary>Four 1 KiB requests of <paramref name="type"/> from <paramref name="sector"/> on, offered before one notification.</summary>
+    private void OfferTogether(uint type, ulong sector)
+    {
+        for (int r = 0; r < 4; r++)
+        {
+            ulong header = Header + ((ulong)r * 16);
+            _memory.Write(header, type);
+            _memory.Write(header + 4, 0u);
+            _memory.Write(header + 8, sector + (2 * (ulong)r));
+            _memory.Write(Status + (ulong)r, (byte)0xff);
+            int d = r * 3;
+            _ring!.SetDescriptor(d, header, 16, D.FlagNext, (ushort)(d + 1));
+            _ring.SetDescriptor(d + 1, Data + ((ulong)r * 0x1000), 1024, (ushort)(D.FlagNext | (type == In ? D.FlagWrite : 0)), (ushort)(d + 2));
+            _ring.SetDescriptor(d + 2, Status + (ulong)r, 1, D.FlagWrite);
+            _ring.Offer((ushort)d);
+        }
+        _requests += 4;
+        ushort expected = _requests;
+        _transport!.OnNotifyEvent();
+        Assert.True(SpinWait.SpinUntil(() => _ring!.UsedIdx == expected, TimeSpan.FromSeconds(10)), "the disk's worker did not complete the requests");
+        for (int r = 0; r < 4; r++)
+        {
+            Assert.Equal(0, _memory.Read<byte>(Status + (ulong)r));
+        }
+    }
+
     private void Start(bool readOnly = false, string? serial = null)
     {
         _disk = new VirtioBlock(_path, readOnly, serial);

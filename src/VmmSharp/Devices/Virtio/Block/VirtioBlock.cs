@@ -25,7 +25,7 @@ namespace VmmSharp.Devices.Virtio.Block;
 /// <para>A request the device can answer (a header of the wrong size, a sector past the end, a write to a read-only
 /// disk, a buffer past SIZE_MAX) gets an error status; one it cannot answer (no status byte) fails the device.</para>
 /// </remarks>
-public sealed partial class VirtioBlock : VirtioDevice
+public sealed unsafe partial class VirtioBlock : VirtioDevice
 {
     /// <summary>The request queue's size.</summary>
     public const ushort QueueSize = 256;
@@ -45,8 +45,6 @@ public sealed partial class VirtioBlock : VirtioDevice
     private readonly SafeFileHandle _file;
     private readonly byte[] _config = new byte[ConfigLength];
     private readonly byte[] _id = new byte[T.IdSize];
-    private readonly DescriptorChain _chain = new(QueueSize);
-    private readonly Func<DescriptorChain, uint> _handle;
     private readonly Thread _worker;
     private readonly AutoResetEvent _wake = new(false);
     private readonly ILogger? _logger;
@@ -99,7 +97,6 @@ public sealed partial class VirtioBlock : VirtioDevice
         BinaryPrimitives.WriteUInt32LittleEndian(c[48..], uint.MaxValue / SectorSize); // max_write_zeroes_sectors
         BinaryPrimitives.WriteUInt32LittleEndian(c[52..], MaxRangesPerRequest);        // max_write_zeroes_seg
         c[56] = 1;                                                                     // write_zeroes_may_unmap
-        _handle = Handle;
         _worker = new Thread(Work, maxStackSize: 256 * 1024) { Name = $"vmm-blk {System.IO.Path.GetFileName(path)}", IsBackground = true };
         _worker.Start();
     }
@@ -181,6 +178,7 @@ public sealed partial class VirtioBlock : VirtioDevice
             {
                 _wake.Dispose();
                 _file.Dispose();
+                NativeMemory.Free(_iov);
             }
         }
         base.Dispose(disposing);
@@ -212,7 +210,7 @@ public sealed partial class VirtioBlock : VirtioDevice
                     }
                     if (IsActive && !NeedsReset && Queues[0].IsActive)
                     {
-                        Drain(0, _chain, _handle);
+                        DrainInBatches();
                     }
                 }
                 Volatile.Write(ref _workerAllocated, GC.GetAllocatedBytesForCurrentThread());

@@ -9,9 +9,12 @@ namespace VmmSharp.Devices.Virtio.Console;
 /// transmits goes to a <see cref="ConsoleOutput"/>; <see cref="EnqueueInput"/> hands host bytes to the guest's receive buffers.
 /// </summary>
 /// <remarks>
-/// Output goes into the console's bounded buffer, drained by its own thread: a stalled terminal never blocks the event
-/// loop (what does not fit is dropped and counted by the <see cref="ConsoleOutput"/>, as for COM1 without flow control).
-/// Input is bounded by the guest's posted receive buffers: what does not fit is not taken, and the caller offers it again.
+/// <para>Output goes into the console's bounded buffer, drained by its own thread, so a stalled terminal never blocks
+/// the event loop; and it pushes back as the 8250 does: while the buffer is full the device takes no more transmit
+/// chains from the guest (the one it is in the middle of stays in the ring, with how far it got), so the guest's
+/// hvc driver waits instead of losing output. When the buffer drains (<see cref="ConsoleOutput.SpaceAvailable"/>,
+/// on the output's writer thread) the device carries on where it stopped.</para>
+/// <para>Input is bounded by the guest's posted receive buffers: what does not fit is not taken, and the caller offers it again.</para>
 /// </remarks>
 public sealed class VirtioConsole : VirtioDevice
 {
@@ -24,8 +27,13 @@ public sealed class VirtioConsole : VirtioDevice
     private readonly ConsoleOutput _output;
     private readonly DescriptorChain _chain = new(QueueSize);
     private readonly DescriptorChain _rxChain = new(QueueSize);
-    private readonly Func<DescriptorChain, uint> _transmit;
+    private readonly Action _onDrained;
     private readonly byte[] _copy = new byte[4096];
+
+    // How many bytes of the transmit chain at the ring's head went out before the console filled up; the chain stays
+    // in the ring until the rest has gone too.
+    private ulong _txDone;
+    private bool _txStalled;
 
     /// <summary>Creates the device writing the guest's output to <paramref name="output"/> (not disposed by it).</summary>
     public VirtioConsole(ConsoleOutput output, ILogger? logger = null)
@@ -33,7 +41,8 @@ public sealed class VirtioConsole : VirtioDevice
     {
         ArgumentNullException.ThrowIfNull(output);
         _output = output;
-        _transmit = Transmit;
+        _onDrained = OnOutputDrained;
+        _output.SpaceAvailable += _onDrained;
     }
 
     /// <inheritdoc/>
@@ -41,6 +50,18 @@ public sealed class VirtioConsole : VirtioDevice
 
     /// <summary>How many bytes the guest has transmitted.</summary>
     public long BytesTransmitted { get; private set; }
+
+    /// <summary>Whether transmission waits for the console to drain (the guest's output is held in its ring meanwhile).</summary>
+    public bool TransmitStalled
+    {
+        get
+        {
+            lock (Sync)
+            {
+                return _txStalled;
+            }
+        }
+    }
 
     /// <summary>
     /// Puts as much of <paramref name="input"/> as the guest's receive buffers hold into them; returns how many bytes
@@ -103,30 +124,105 @@ public sealed class VirtioConsole : VirtioDevice
     {
         if (queue == TransmitQueue)
         {
-            Drain(TransmitQueue, _chain, _transmit);
+            Transmit();
         }
         // Receive buffers posted: nothing to do until input arrives.
     }
 
-    private uint Transmit(DescriptorChain chain)
+    /// <inheritdoc/>
+    protected override void OnReset()
     {
+        _txDone = 0;
+        _txStalled = false;
+    }
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _output.SpaceAvailable -= _onDrained; // the output outlives the machine
+        }
+        base.Dispose(disposing);
+    }
+
+    /// <summary>The console drained (its writer thread): go on with the chain that did not fit.</summary>
+    private void OnOutputDrained() => Notify(TransmitQueue);
+
+    /// <summary>Takes transmit chains while the console has room; a chain that does not fit stays in the ring.</summary>
+    private void Transmit()
+    {
+        Virtqueue q = Queues[TransmitQueue];
+        bool used = false;
+        _txStalled = false;
+        while (true)
+        {
+            QueuePop pop = q.TryPop(_chain);
+            if (pop == QueuePop.Error)
+            {
+                Fail($"queue {TransmitQueue}: {q.Error}");
+                return;
+            }
+            if (pop == QueuePop.Empty)
+            {
+                if (q.ArmNotification())
+                {
+                    continue;
+                }
+                break;
+            }
+            if (!Send(_chain))
+            {
+                q.Unpop(); // the console is full: the guest waits for this chain, as for THRE on the 8250
+                _txStalled = true;
+                break;
+            }
+            _txDone = 0;
+            if (!q.TryPushUsed(_chain.Head, 0))
+            {
+                Fail($"queue {TransmitQueue}: {q.Error}");
+                return;
+            }
+            used = true;
+        }
+        if (used && q.NeedsInterrupt())
+        {
+            Interrupt.SignalUsedBuffers();
+        }
+    }
+
+    /// <summary>Writes the chain from <see cref="_txDone"/> on; false (with <see cref="_txDone"/> advanced) if the console filled up first.</summary>
+    private bool Send(DescriptorChain chain)
+    {
+        ulong skip = _txDone;
         foreach (ChainSegment s in chain.Readable)
         {
-            ulong address = s.Address;
-            uint remaining = s.Length;
+            if (skip >= s.Length)
+            {
+                skip -= s.Length;
+                continue;
+            }
+            ulong address = s.Address + skip;
+            uint remaining = s.Length - (uint)skip;
+            skip = 0;
             while (remaining > 0)
             {
                 int n = (int)Math.Min(remaining, (uint)_copy.Length);
                 if (!Memory.TryRead(address, _copy.AsSpan(0, n)))
                 {
-                    return 0;
+                    return true; // checked when popped; the guest's memory map changed: drop the rest
                 }
-                _output.Write(_copy.AsSpan(0, n));
-                BytesTransmitted += n;
+                int taken = _output.TryWrite(_copy.AsSpan(0, n));
+                BytesTransmitted += taken;
+                _txDone += (ulong)taken;
+                if (taken < n)
+                {
+                    return false;
+                }
                 address += (ulong)n;
                 remaining -= (uint)n;
             }
         }
-        return 0;
+        return true;
     }
 }

@@ -10,26 +10,42 @@ namespace VmmSharp.Devices.Virtio.Net;
 
 /// <summary>
 /// virtio-net (virtio 1.2 §5.1) on a host TAP device (<c>/dev/net/tun</c>, <c>IFF_TAP | IFF_NO_PI | IFF_VNET_HDR</c>):
-/// one receive and one transmit queue, a MAC address, no offloads (none is offered, so the TAP is told none:
-/// every frame crosses whole and checksummed).
+/// one receive and one transmit queue, a MAC address, the link status (up), mergeable receive buffers, and the
+/// checksum and TCP segmentation offloads, each used only as the driver negotiated it.
 /// </summary>
 /// <remarks>
-/// Frames go between the guest's buffers and the TAP with <c>readv</c>/<c>writev</c> straight on guest memory, the
-/// 12-byte <c>virtio_net_hdr_v1</c> included (the TAP's vnet header has the same layout). Transmit runs on a queue
-/// notification; receive when the TAP becomes readable (<see cref="OnBackendReadable"/>, which the machine subscribes
-/// to its event loop with <see cref="Backend"/>) and when the guest posts receive buffers. A frame with no receive
-/// buffer waits in the TAP; a frame the TAP cannot take (its queue full) is dropped and counted.
+/// <para>Frames go between the guest's buffers and the TAP with <c>readv</c>/<c>writev</c> straight on guest memory, the
+/// 12-byte <c>virtio_net_hdr_v1</c> included (the TAP's vnet header has the same layout, so checksum and GSO requests
+/// pass through as they are). What the TAP may hand the guest is set with <c>TUNSETOFFLOAD</c> at activation from
+/// GUEST_CSUM/GUEST_TSO4/GUEST_TSO6 (none before and after); a transmitted header asking for an offload the driver
+/// did not negotiate (CSUM, HOST_TSO4/6; UDP fragmentation and ECN are never offered) is dropped and counted.</para>
+/// <para>Transmit runs on a queue notification; receive when the TAP becomes readable (<see cref="OnBackendReadable"/>,
+/// which the machine subscribes to its event loop with <see cref="Backend"/>) and when the guest posts receive buffers.
+/// A frame is read only once the posted buffers can hold the largest frame the driver may get (one chain without
+/// MRG_RXBUF; with it, as many chains as that takes, <c>num_buffers</c> telling the driver how many it filled), so a
+/// frame is never cut short. Until then frames wait in the TAP's own bounded queue (the host kernel drops past it):
+/// the device never buffers a frame itself, allocates nothing per frame and never blocks. A frame the TAP cannot take
+/// (its queue full) is dropped and counted.</para>
 /// </remarks>
-public sealed unsafe class VirtioNet : VirtioDevice
+public sealed unsafe partial class VirtioNet : VirtioDevice
 {
-    /// <summary>VIRTIO_NET_F_MAC.</summary>
-    public const ulong FeatureMac = 1UL << 5;
+    /// <summary>VIRTIO_NET_F_MAC (also <see cref="VirtioNetFeatures.Mac"/>).</summary>
+    public const ulong FeatureMac = VirtioNetFeatures.Mac;
 
     /// <summary>Each queue's size.</summary>
     public const ushort QueueSize = 256;
 
     /// <summary>The header every frame carries with VIRTIO_F_VERSION_1.</summary>
     public const int HeaderSize = 12;
+
+    /// <summary>The largest frame the driver takes without GUEST_TSO: the header and a VLAN-tagged 1500-byte Ethernet frame.</summary>
+    public const int MaxFrame = HeaderSize + 1518;
+
+    /// <summary>The largest frame the driver takes with GUEST_TSO4/6: the header and a 64 KiB segment with its headers.</summary>
+    public const int MaxGsoFrame = HeaderSize + 65550;
+
+    /// <summary>VIRTIO_NET_S_LINK_UP in the configuration's status field.</summary>
+    private const byte LinkUp = 1;
 
     private const int ReceiveQueue = 0, TransmitQueue = 1;
     private const int MaxIoVecs = QueueSize;
@@ -40,6 +56,10 @@ public sealed unsafe class VirtioNet : VirtioDevice
     private readonly DescriptorChain _rxChain = new(QueueSize);
     private readonly Func<DescriptorChain, uint> _transmit;
     private readonly Libc.IoVec* _iov;
+    private readonly ushort[] _rxHeads = new ushort[QueueSize];
+    private readonly uint[] _rxRoom = new uint[QueueSize];
+    private int _rxFrameLimit = MaxFrame;
+    private bool _mergeable;
 
     /// <summary>Attaches to (or creates) the TAP interface <paramref name="tapName"/>.</summary>
     /// <param name="tapName">The interface name, at most 15 bytes.</param>
@@ -47,7 +67,7 @@ public sealed unsafe class VirtioNet : VirtioDevice
     /// <param name="logger">Receives guest errors; null for none.</param>
     /// <exception cref="IOException">The TAP cannot be opened; the message names it and says why.</exception>
     public VirtioNet(string tapName, ReadOnlySpan<byte> mac, ILogger? logger = null)
-        : base(VirtioDeviceType.Net, FeatureMac, [QueueSize, QueueSize], logger)
+        : base(VirtioDeviceType.Net, VirtioNetFeatures.Offered, [QueueSize, QueueSize], logger)
     {
         ArgumentNullException.ThrowIfNull(tapName);
         if (mac.Length != 6)
@@ -61,6 +81,7 @@ public sealed unsafe class VirtioNet : VirtioDevice
         TapName = tapName;
         Name = $"virtio-net ({tapName})";
         mac.CopyTo(_config);
+        _config[6] = LinkUp;
         _tap = OpenTap(tapName);
         _iov = (Libc.IoVec*)NativeMemory.Alloc(MaxIoVecs, (nuint)sizeof(Libc.IoVec));
         _transmit = Transmit;
@@ -78,8 +99,11 @@ public sealed unsafe class VirtioNet : VirtioDevice
     /// <summary>Frames received from the TAP.</summary>
     public long FramesReceived { get; private set; }
 
-    /// <summary>Frames dropped because the TAP would not take them.</summary>
+    /// <summary>Transmitted frames dropped: the TAP would not take them, or their header asked for an offload not negotiated.</summary>
     public long FramesDropped { get; private set; }
+
+    /// <summary>The TUNSETOFFLOAD flags the TAP has now (TUN_F_CSUM 1, TUN_F_TSO4 2, TUN_F_TSO6 4): what the driver negotiated to receive.</summary>
+    public uint TapOffloads { get; private set; }
 
     /// <inheritdoc/>
     public override int ConfigSize => _config.Length;
@@ -135,6 +159,30 @@ public sealed unsafe class VirtioNet : VirtioDevice
     }
 
     /// <inheritdoc/>
+    protected override void OnActivate() => ApplyNegotiatedFeatures();
+
+    /// <inheritdoc/>
+    /// <remarks>A restored device takes the negotiated features as an activation does: the receive path's frame
+    /// limit and the TAP's offloads follow from them.</remarks>
+    protected override void OnRestored() => ApplyNegotiatedFeatures();
+
+    private void ApplyNegotiatedFeatures()
+    {
+        ulong features = DriverFeatures;
+        _mergeable = (features & VirtioNetFeatures.MrgRxBuf) != 0;
+        _rxFrameLimit = (features & (VirtioNetFeatures.GuestTso4 | VirtioNetFeatures.GuestTso6)) != 0 ? MaxGsoFrame : MaxFrame;
+        SetTapOffloads(VirtioNetFeatures.TapOffloads(features));
+    }
+
+    /// <inheritdoc/>
+    protected override void OnReset()
+    {
+        _mergeable = false;
+        _rxFrameLimit = MaxFrame;
+        SetTapOffloads(0);
+    }
+
+    /// <inheritdoc/>
     protected override void Dispose(bool disposing)
     {
         if (disposing)
@@ -173,10 +221,19 @@ public sealed unsafe class VirtioNet : VirtioDevice
         return tap;
     }
 
+    /// <summary>Tells the TAP what it may hand the guest; a TAP that refuses keeps sending whole, checksummed frames.</summary>
+    private void SetTapOffloads(uint flags)
+    {
+        if (flags != TapOffloads && Libc.Ioctl(_tap, Libc.TUNSETOFFLOAD, (nuint)flags) >= 0)
+        {
+            TapOffloads = flags;
+        }
+    }
+
     private uint Transmit(DescriptorChain chain)
     {
-        int n = Gather(chain.Readable, forWrite: false);
-        if (n < 0 || chain.ReadableLength <= HeaderSize)
+        int n = Gather(chain.Readable, forWrite: false, 0);
+        if (n < 0 || chain.ReadableLength <= HeaderSize || !OffloadsNegotiated(chain.Readable[0]))
         {
             FramesDropped++;
             return 0;
@@ -190,58 +247,31 @@ public sealed unsafe class VirtioNet : VirtioDevice
         return 0;
     }
 
-    private void Receive()
+    /// <summary>Whether the header's checksum and GSO requests (its first two bytes) are ones the driver negotiated.</summary>
+    private bool OffloadsNegotiated(ChainSegment first)
     {
-        Virtqueue q = Queues[ReceiveQueue];
-        bool used = false;
-        while (true)
+        Span<byte> head = stackalloc byte[2];
+        if (first.Length < 2 || !Memory.TryRead(first.Address, head))
         {
-            QueuePop pop = q.TryPop(_rxChain);
-            if (pop == QueuePop.Error)
-            {
-                Fail($"queue {ReceiveQueue}: {q.Error}");
-                return;
-            }
-            if (pop == QueuePop.Empty)
-            {
-                if (q.ArmNotification())
-                {
-                    continue;
-                }
-                break;
-            }
-            int n = Gather(_rxChain.Writable, forWrite: true);
-            if (n <= 0 || _rxChain.Writable[0].Length < HeaderSize)
-            {
-                Fail($"receive buffer at descriptor {_rxChain.Head} has no room for the {HeaderSize}-byte header in its first part");
-                return;
-            }
-            nint got = Libc.Readv(_tap, _iov, n);
-            if (got <= 0)
-            {
-                q.Unpop(); // no frame waiting: the buffer stays for the next one
-                break;
-            }
-            // One buffer per frame (no VIRTIO_NET_F_MRG_RXBUF): num_buffers is 1.
-            Memory.TryWrite(_rxChain.Writable[0].Address + 10, [1, 0]);
-            if (!q.TryPushUsed(_rxChain.Head, (uint)got))
-            {
-                Fail($"queue {ReceiveQueue}: {q.Error}");
-                return;
-            }
-            FramesReceived++;
-            used = true;
+            return false; // the header's flags and GSO type straddle descriptors: no driver does that
         }
-        if (used && q.NeedsInterrupt())
+        ulong features = DriverFeatures;
+        if ((head[0] & VirtioNetHeader.FlagNeedsCsum) != 0 && (features & VirtioNetFeatures.Csum) == 0)
         {
-            Interrupt.SignalUsedBuffers();
+            return false;
         }
+        return head[1] switch
+        {
+            VirtioNetHeader.GsoNone => true,
+            VirtioNetHeader.GsoTcpV4 => (features & VirtioNetFeatures.HostTso4) != 0,
+            VirtioNetHeader.GsoTcpV6 => (features & VirtioNetFeatures.HostTso6) != 0,
+            _ => false, // UDP fragmentation, ECN: never offered
+        };
     }
 
-    /// <summary>Fills the iovec array with the host spans of <paramref name="segments"/>; -1 if they do not fit.</summary>
-    private int Gather(ReadOnlySpan<ChainSegment> segments, bool forWrite)
+    /// <summary>Adds the host spans of <paramref name="segments"/> to the iovec array from entry <paramref name="n"/>; the new count, -1 if they do not fit.</summary>
+    private int Gather(ReadOnlySpan<ChainSegment> segments, bool forWrite, int n)
     {
-        int n = 0;
         foreach (ChainSegment s in segments)
         {
             ulong address = s.Address, remaining = s.Length;

@@ -170,13 +170,16 @@ public sealed partial class Virtqueue
     /// Puts the chain <see cref="TryPop"/> took last back into the available ring, untouched: for a device that found
     /// it has nothing to put in it after all (a network card whose backend had no packet).
     /// </summary>
-    public void Unpop()
+    public void Unpop() => Unpop(1);
+
+    /// <summary>Puts the last <paramref name="count"/> chains <see cref="TryPop"/> took back, untouched (none of them pushed since).</summary>
+    public void Unpop(int count)
     {
         if (_memory is null || Error is not null)
         {
             return;
         }
-        _nextAvail--;
+        _nextAvail -= (ushort)count;
     }
 
     /// <summary>
@@ -248,6 +251,27 @@ public sealed partial class Virtqueue
         }
         Interlocked.MemoryBarrier();
         return memory.TryRead(DriverArea + 2, out ushort availIdx) && availIdx != _nextAvail;
+    }
+
+    /// <summary>
+    /// For a device that popped <paramref name="pending"/> chains, found them too few for its next request and put them
+    /// back with <see cref="Unpop(int)"/>: asks the driver to notify once it makes more available than those (with
+    /// EVENT_IDX, by writing <c>avail_event</c> past them) and returns true if more arrived meanwhile.
+    /// </summary>
+    public bool ArmNotification(ushort pending)
+    {
+        GuestMemory memory = _memory ?? throw new InvalidOperationException("the queue is not active");
+        if (Error is not null)
+        {
+            return false;
+        }
+        if (EventIdx && !memory.TryWrite(DeviceArea + 4 + (8 * (ulong)Size), (ushort)(_nextAvail + pending)))
+        {
+            Fail($"used ring at 0x{DeviceArea:x} is not writable");
+            return false;
+        }
+        Interlocked.MemoryBarrier();
+        return memory.TryRead(DriverArea + 2, out ushort availIdx) && (ushort)(availIdx - _nextAvail) > pending;
     }
 
     private QueuePop Fail(string error)

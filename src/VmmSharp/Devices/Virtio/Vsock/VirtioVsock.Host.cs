@@ -34,9 +34,9 @@ public sealed unsafe partial class VirtioVsock
     {
         lock (Sync)
         {
-            if (_hostClosed)
+            if (_hostClosed || IsPaused)
             {
-                return;
+                return; // the events wait in the epoll set (resuming takes them)
             }
             Libc.EpollEvent* events = stackalloc Libc.EpollEvent[EventsPerWait];
             while (true)

@@ -15,7 +15,7 @@ namespace VmmSharp.Devices.Virtio.Vsock;
 /// flow. A guest connection to host port P (cid 2) goes to the Unix socket <c>SocketPath_P</c>.
 /// </summary>
 /// <remarks>
-/// <para>Queues: receive 0 (device to guest), transmit 1, event 2 (kept, never used: no transport reset is sent).
+/// <para>Queues: receive 0 (device to guest), transmit 1, event 2 (a TRANSPORT_RESET after a snapshot restore).
 /// Configuration space: <c>guest_cid</c> (le64).</para>
 /// <para>Every host socket is non-blocking and watched by the device's own epoll instance (<see cref="Backend"/>),
 /// which the machine's event loop watches in turn; all socket I/O runs there, under the device's lock, never on a
@@ -56,7 +56,8 @@ public sealed unsafe partial class VirtioVsock : VirtioDevice
     /// <summary>How long a connection may wait on the other side (a CONNECT line, a RESPONSE, an RST after SHUTDOWN) before it may be dropped for a new one at the bound.</summary>
     public static readonly TimeSpan ReapAfter = TimeSpan.FromSeconds(2);
 
-    private const int RxQueue = 0, TxQueue = 1;
+    private const int RxQueue = 0, TxQueue = 1, EventQueue = 2;
+    private const uint EventTransportReset = 0;
     private const int MaxIoVecs = QueueSize;
 
     private readonly ILogger? _logger;
@@ -69,6 +70,7 @@ public sealed unsafe partial class VirtioVsock : VirtioDevice
     private readonly (uint Local, uint Peer)[] _resets = new (uint, uint)[ResetBacklog];
     private int _resetHead, _resetCount;
     private bool _malformedLogged;
+    private bool _transportResetPending;
 
     /// <summary>Creates the device and listens on <paramref name="socketPath"/>.</summary>
     /// <param name="guestCid">The guest's context id: 3 to 0xFFFFFFFE.</param>
@@ -166,14 +168,32 @@ public sealed unsafe partial class VirtioVsock : VirtioDevice
         {
             FillRx();
         }
-        // The event queue's buffers are kept: the device sends no events.
+        if (queue == EventQueue && _transportResetPending)
+        {
+            SendTransportReset();
+        }
     }
+
+    /// <inheritdoc/>
+    /// <remarks>
+    /// Connections are not part of a snapshot (their host sockets cannot be): a restored device has none, and tells
+    /// the guest with a TRANSPORT_RESET event, so its driver drops the connections it had, as Firecracker does.
+    /// </remarks>
+    protected override void OnRestored()
+    {
+        _transportResetPending = true;
+        SendTransportReset();
+    }
+
+    /// <inheritdoc/>
+    protected override void OnResume() => OnBackendReadable(); // what the host peers did meanwhile (epoll kept it)
 
     /// <inheritdoc/>
     protected override void OnReset()
     {
         // The guest's driver is gone: its connections are, too (their host peers see the socket close).
         CloseAll();
+        _transportResetPending = false;
     }
 
     /// <inheritdoc/>
@@ -599,6 +619,44 @@ public sealed unsafe partial class VirtioVsock : VirtioDevice
             return 0;
         }
         return VsockHeader.Size;
+    }
+
+    /// <summary>VIRTIO_VSOCK_EVENT_TRANSPORT_RESET into the next event buffer; stays pending while the guest has posted none.</summary>
+    private void SendTransportReset()
+    {
+        Virtqueue q = Queues[EventQueue];
+        if (!IsActive || NeedsReset || !q.IsActive)
+        {
+            return;
+        }
+        QueuePop pop = q.TryPop(_rxChain);
+        if (pop == QueuePop.Error)
+        {
+            Fail($"queue {EventQueue}: {q.Error}");
+            return;
+        }
+        if (pop == QueuePop.Empty)
+        {
+            q.ArmNotification();
+            return;
+        }
+        Span<byte> ev = stackalloc byte[4];
+        BinaryPrimitives.WriteUInt32LittleEndian(ev, EventTransportReset);
+        if (_rxChain.WritableLength < 4 || !CopyToChain(_rxChain.Writable, ev))
+        {
+            Fail($"event buffer at descriptor {_rxChain.Head} has no 4 writable bytes for an event");
+            return;
+        }
+        _transportResetPending = false;
+        if (!q.TryPushUsed(_rxChain.Head, 4))
+        {
+            Fail($"queue {EventQueue}: {q.Error}");
+            return;
+        }
+        if (q.NeedsInterrupt())
+        {
+            Interrupt.SignalUsedBuffers();
+        }
     }
 
     private void QueueReset(uint local, uint peer)

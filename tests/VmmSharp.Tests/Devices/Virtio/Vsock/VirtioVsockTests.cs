@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using System.Text;
 using VmmSharp.Devices.Virtio.Vsock;
+using VmmSharp.Events;
 using static VmmSharp.Tests.Devices.Virtio.Vsock.VsockTestGuest;
 
 namespace VmmSharp.Tests.Devices.Virtio.Vsock;
@@ -435,5 +436,119 @@ public sealed class VirtioVsockTests : IDisposable
 
         Assert.True(SeesClose(host));
         Assert.Equal(0, g.Device.ConnectionCount);
+    }
+    [Fact]
+    public void On_the_event_loop_host_bytes_reach_the_guest_with_nobody_polling()
+    {
+        VsockTestGuest g = Guest();
+        using var loop = new EventLoop("vmm-vsock-test");
+        loop.AddReadable(g.Device.Backend, g.Device.OnBackendReadable);
+        loop.Start();
+        Socket host = HostConnect("CONNECT 5\n");
+        VsockHeader request = WaitForPackets(g, 1)[0].Header;
+        Assert.Equal(VsockOp.Request, request.Op);
+        g.Send(Header(VsockOp.Response, 5, request.SrcPort));
+        Assert.Equal($"OK {request.SrcPort}", ReadLine(host));
+
+        host.Send("from the host"u8.ToArray());
+
+        (VsockHeader h, byte[] payload) = WaitForPackets(g, 1)[0];
+        Assert.Equal(VsockOp.Rw, h.Op);
+        Assert.Equal("from the host", Encoding.ASCII.GetString(payload));
+        Assert.True(loop.Stop(TimeSpan.FromSeconds(5)));
+    }
+
+    /// <summary>Waits (10 s at most) for <paramref name="count"/> packets that another thread puts in the receive ring.</summary>
+    private static List<(VsockHeader Header, byte[] Payload)> WaitForPackets(VsockTestGuest g, int count)
+    {
+        var got = new List<(VsockHeader Header, byte[] Payload)>();
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        while (got.Count < count && watch.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            got.AddRange(g.Received());
+            Thread.Sleep(got.Count < count ? 5 : 0);
+        }
+        Assert.True(got.Count >= count, $"{got.Count} of {count} packets within 10 s");
+        return got;
+    }
+    [Fact]
+    public void Moving_bytes_both_ways_allocates_nothing_on_the_device_path()
+    {
+        var g = new VsockTestGuest(Uds, irq: new NullLine());
+        _owned.Add(g);
+        g.PostRx(32);
+        Socket host = Own(g.ConnectToHost(HostListener(5000), 5000, 40000));
+        byte[] chunk = new byte[1024], into = new byte[1024];
+        long allocated = 0;
+        for (int round = 0; round < 32; round++)
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            g.Send(Header(VsockOp.Rw, 40000, 5000, len: 1024, fwdCnt: (uint)(round * 1024)), chunk); // guest to host
+            long mid = GC.GetAllocatedBytesForCurrentThread();
+            Assert.Equal(1024, host.Receive(into));
+            host.Send(chunk);
+            long mid2 = GC.GetAllocatedBytesForCurrentThread();
+            g.Device.OnBackendReadable(); // host to guest
+            g.PostRx(1);
+            long after = GC.GetAllocatedBytesForCurrentThread();
+            if (round > 0)
+            {
+                allocated += (mid - before) + (after - mid2); // round 0 warms up (JIT, first-call paths)
+            }
+        }
+
+        Assert.Equal(32 * 1024, g.Device.BytesToHost);
+        Assert.Equal(32 * 1024, g.Device.BytesToGuest);
+        Assert.Equal(0, allocated);
+    }
+
+    private sealed class NullLine : VmmSharp.Devices.IIrqLine
+    {
+        public void Set(bool level)
+        {
+        }
+    }
+    [Fact]
+    public void A_restored_device_has_no_connections_and_tells_the_guest_with_a_TRANSPORT_RESET_event()
+    {
+        VsockTestGuest g = Guest();
+        g.PostEvent();
+        Own(g.ConnectToHost(HostListener(5000), 5000, 40000));
+        Assert.Equal(0, g.EventUsedIdx); // no event while running
+        byte[] state = StateRoundTrip.Save(g.Device);
+
+        using var restored = new VirtioVsock(Cid, Path.Combine(_dir, "restored.sock"));
+        StateRoundTrip.Restore(restored, state, "vsock");
+        restored.BindRestored(g.Memory, new NullInterrupt(), "vsock");
+
+        Assert.True(restored.IsActive);
+        Assert.Equal(0, restored.ConnectionCount);
+        Assert.Equal(1, g.EventUsedIdx);
+        Assert.Equal(0u, g.Memory.Read<uint>(EventBuffer)); // VIRTIO_VSOCK_EVENT_TRANSPORT_RESET
+    }
+
+    [Fact]
+    public void A_paused_device_leaves_host_bytes_in_the_socket_until_it_resumes()
+    {
+        VsockTestGuest g = Guest();
+        Socket host = Own(g.ConnectToHost(HostListener(5000), 5000, 40000));
+        g.Device.Pause();
+
+        host.Send("while paused"u8.ToArray());
+        Assert.Empty(g.Poll());
+
+        g.Device.Resume();
+        Assert.Equal("while paused", Encoding.ASCII.GetString(g.Received().Single().Payload));
+    }
+
+    private sealed class NullInterrupt : VmmSharp.Devices.Virtio.IVirtioInterrupt
+    {
+        public void SignalUsedBuffers()
+        {
+        }
+
+        public void SignalConfigChange()
+        {
+        }
     }
 }

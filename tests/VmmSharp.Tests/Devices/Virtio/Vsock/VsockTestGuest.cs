@@ -24,16 +24,18 @@ internal sealed class VsockTestGuest : IDisposable
     private const ulong RxBuffers = 0x10_0000, TxBuffers = 0x20_0000;
     private const ulong TxSlot = 0x1_1000;
 
-    private readonly TestRing _rx, _tx;
+    /// <summary>Where <see cref="PostEvent"/> puts its event buffer.</summary>
+    public const ulong EventBuffer = 0xF_0000;
+
+    private readonly TestRing _rx, _tx, _event;
     private readonly uint[] _rxLength = new uint[RingSize];
     private ushort _nextRx, _nextTx, _seenUsed;
 
-    public VsockTestGuest(string socketPath, int maxConnections = VirtioVsock.DefaultMaxConnections)
+    public VsockTestGuest(string socketPath, int maxConnections = VirtioVsock.DefaultMaxConnections, VmmSharp.Devices.IIrqLine? irq = null)
     {
         Memory = GuestMemory.WithRam(8 << 20);
         Device = new VirtioVsock(Cid, socketPath, maxConnections: maxConnections);
-        Irq = new RecordingIrqLine();
-        Transport = new VirtioMmioTransport(Device, Memory, 0xd000_0000, Irq);
+        Transport = new VirtioMmioTransport(Device, Memory, 0xd000_0000, irq ?? new RecordingIrqLine());
         var driver = new MmioDriver(Transport);
         Assert.True(driver.Negotiate(VirtioFeatures.Common));
         driver.SetUpQueue(0, RingSize, RxDesc, RxAvail, RxUsed);
@@ -43,6 +45,7 @@ internal sealed class VsockTestGuest : IDisposable
         Assert.True(Device.IsActive);
         _rx = new TestRing(Memory, Device.Queues[0], RxDesc, RxAvail, RxUsed);
         _tx = new TestRing(Memory, Device.Queues[1], TxDesc, TxAvail, TxUsed);
+        _event = new TestRing(Memory, Device.Queues[2], EvDesc, EvAvail, EvUsed);
         Driver = driver;
     }
 
@@ -51,8 +54,6 @@ internal sealed class VsockTestGuest : IDisposable
     public VirtioVsock Device { get; }
 
     public VirtioMmioTransport Transport { get; }
-
-    public RecordingIrqLine Irq { get; }
 
     public MmioDriver Driver { get; }
 
@@ -81,6 +82,18 @@ internal sealed class VsockTestGuest : IDisposable
             _rx.SetDescriptor(d, RxBuffers + (d * 0x1_1000UL), length, D.FlagWrite);
             _rx.Offer(d);
         }
+        Transport.OnNotifyEvent();
+    }
+
+    /// <summary>The event queue's used index.</summary>
+    public ushort EventUsedIdx => _event.UsedIdx;
+
+    /// <summary>Posts one 4-byte event buffer (a <c>virtio_vsock_event</c>) at <see cref="EventBuffer"/>, filled with 0xff.</summary>
+    public void PostEvent()
+    {
+        Memory.Write(EventBuffer, uint.MaxValue);
+        _event.SetDescriptor(0, EventBuffer, 4, D.FlagWrite);
+        _event.Offer(0);
         Transport.OnNotifyEvent();
     }
 

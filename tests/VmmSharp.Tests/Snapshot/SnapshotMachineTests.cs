@@ -1,0 +1,211 @@
+using System.Diagnostics;
+using VmmSharp.Kvm;
+using VmmSharp.Machine;
+using VmmSharp.Snapshot;
+using VmmSharp.Tests.Support;
+using VmmSharp.Vm;
+
+namespace VmmSharp.Tests.Snapshot;
+
+/// <summary>Snapshots of a PcMachine in this process: lifecycle rules, in-process reset, diff snapshots.</summary>
+public sealed class SnapshotMachineTests : IDisposable
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(60);
+    private readonly string _dir = Directory.CreateTempSubdirectory("vmmsharp-snapm-").FullName;
+    private readonly string _kernel;
+
+    public SnapshotMachineTests()
+    {
+        _kernel = Path.Combine(_dir, "xorshift");
+        File.WriteAllBytes(_kernel, SnapshotGuests.XorshiftCounter(1UL << 29));
+    }
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private string PathOf(string name) => Path.Combine(_dir, name);
+
+    private MachineOptions Options(CapturedConsole console) => new(_kernel)
+    {
+        MemorySize = 32 << 20,
+        Console = console.Console,
+        Deadline = Bound,
+    };
+
+    /// <summary>Starts the machine's run on a thread and waits until the guest printed <paramref name="dots"/> dots.</summary>
+    private static Task<MachineResult> RunUntil(PcMachine machine, CapturedConsole console, int dots)
+    {
+        Task<MachineResult> run = Task.Factory.StartNew(machine.Run, TaskCreationOptions.LongRunning);
+        Assert.True(SpinWait.SpinUntil(() => console.Text.Count(c => c == '.') >= dots || run.IsCompleted, Bound), "the guest printed nothing");
+        Assert.False(run.IsCompleted, $"the guest ended early: {(run.IsCompleted ? run.Result.Reason : "")}");
+        return run;
+    }
+
+    [Fact]
+    public void SnapshottingARunningMachineIsRefused()
+    {
+        KvmRequirement.Ensure();
+        using var console = new CapturedConsole();
+        using var machine = new PcMachine(Options(console));
+        Task<MachineResult> run = RunUntil(machine, console, 1);
+        InvalidOperationException e = Assert.Throws<InvalidOperationException>(() => machine.CreateSnapshot(PathOf("s"), PathOf("m")));
+        Assert.Contains("running", e.Message, StringComparison.Ordinal);
+        machine.Pause();
+        Assert.Equal(VmState.Paused, machine.State);
+        Assert.Throws<InvalidOperationException>(machine.Pause);
+        machine.RequestStop(0, "done");
+        Assert.True(run.Wait(Bound));
+        Assert.Equal(VmState.Stopped, machine.State);
+        Assert.Contains("stopped", Assert.Throws<InvalidOperationException>(machine.Resume).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ARestoredMachineInThisProcessFinishesWithTheUninterruptedResult()
+    {
+        KvmRequirement.Ensure();
+        string expected;
+        using (var console = new CapturedConsole())
+        using (var machine = new PcMachine(Options(console)))
+        {
+            MachineResult whole = machine.Run();
+            Assert.True(whole.Outcome == MachineOutcome.DebugExit, whole.Reason);
+            expected = console.Text.Trim('.', '\n');
+        }
+
+        using (var console = new CapturedConsole())
+        using (var machine = new PcMachine(Options(console)))
+        {
+            Task<MachineResult> run = RunUntil(machine, console, 3);
+            machine.Pause();
+            machine.CreateSnapshot(PathOf("state"), PathOf("mem"));
+            machine.RequestStop(0, "snapshot taken");
+            Assert.True(run.Wait(Bound));
+        }
+
+        using (var console = new CapturedConsole())
+        using (PcMachine restored = PcMachine.Restore(PathOf("state"), PathOf("mem"), o => o with { Console = console.Console, Deadline = Bound }))
+        {
+            Assert.Equal(VmState.Paused, restored.State);
+            MachineResult result = restored.Run();
+            Assert.True(result.Outcome == MachineOutcome.DebugExit, result.Reason);
+            Assert.Equal(expected, console.Text.Trim('.', '\n'));
+        }
+    }
+
+    [Fact]
+    public void AnInProcessResetRewindsMemoryAndStateToTheSnapshot()
+    {
+        KvmRequirement.Ensure();
+        using var console = new CapturedConsole();
+        using var machine = new PcMachine(Options(console) with { Deadline = null });
+        Task<MachineResult> run = RunUntil(machine, console, 2);
+        machine.Pause();
+        machine.CreateSnapshot(PathOf("state"), PathOf("mem"));
+        machine.Vm.Vcpus[0].Vcpu.GetRegs(out KvmRegs atSnapshot);
+        ulong marker = machine.Vm.Memory.Read<ulong>(0x200000);
+
+        var snapshot = MachineSnapshot.Load(PathOf("state"), PathOf("mem"));
+        TimeSpan fastest = TimeSpan.MaxValue;
+        for (int round = 0; round < 5; round++)
+        {
+            machine.Resume();
+            int dots = console.Text.Count(c => c == '.');
+            Assert.True(SpinWait.SpinUntil(() => console.Text.Count(c => c == '.') > dots, Bound));
+            machine.Pause();
+            // The host dirties 1 MiB too, as a sandbox's call would.
+            machine.Vm.Memory.Fill(0x200000, 1 << 20, 0xa5);
+            machine.Vm.Vcpus[0].Vcpu.GetRegs(out KvmRegs moved);
+            Assert.NotEqual(atSnapshot.Rcx, moved.Rcx);
+
+            var clock = Stopwatch.StartNew();
+            machine.Restore(snapshot);
+            clock.Stop();
+            fastest = clock.Elapsed < fastest ? clock.Elapsed : fastest;
+
+            Assert.Equal(VmState.Paused, machine.State);
+            machine.Vm.Vcpus[0].Vcpu.GetRegs(out KvmRegs back);
+            Assert.Equal(atSnapshot.Rcx, back.Rcx);
+            Assert.Equal(atSnapshot.Rip, back.Rip);
+            Assert.Equal(marker, machine.Vm.Memory.Read<ulong>(0x200000));
+        }
+        Assert.True(machine.Vm.Memory.IsFileBacked);
+        machine.RequestStop(0, "done");
+        Assert.True(run.Wait(Bound));
+        Console.WriteLine($"in-process reset: fastest of 5 {fastest.TotalMicroseconds:0} us");
+    }
+
+    [Fact]
+    public void ADiffSnapshotWritesOnlyTheDirtiedPagesAndFoldsIntoTheFullOne()
+    {
+        KvmRequirement.Ensure();
+        using var console = new CapturedConsole();
+        using var machine = new PcMachine(Options(console) with { TrackDirtyPages = true, Deadline = null });
+        Task<MachineResult> run = RunUntil(machine, console, 1);
+        machine.Pause();
+        machine.CreateSnapshot(PathOf("state"), PathOf("full"));
+        // The guest's own writes between the two snapshots: its stack page at most (it computes in registers).
+        machine.Resume();
+        Thread.Sleep(50);
+        machine.Pause();
+        SnapshotResult diff = machine.CreateSnapshot(PathOf("state2"), PathOf("diff"), SnapshotKind.Diff);
+        Assert.True(diff.MemoryBytesWritten <= 4 * 4096, $"{diff.MemoryBytesWritten} bytes written for a guest that dirtied at most a few pages");
+        long data = MemoryFile.DataExtents(PathOf("diff")).Sum(e => e.Length);
+        Assert.True(data <= Math.Max(diff.MemoryBytesWritten, 4096) * 2, $"the diff file holds {data} bytes of data");
+        Assert.Equal(32L << 20, new FileInfo(PathOf("diff")).Length);
+        machine.RequestStop(0, "done");
+        Assert.True(run.Wait(Bound));
+
+        // Folding the diff into the full file gives the memory of the second snapshot; the state file restores on it.
+        MemoryFile.ApplyDiff(PathOf("diff"), PathOf("full"));
+        using var console2 = new CapturedConsole();
+        using PcMachine restored = PcMachine.Restore(PathOf("state2"), PathOf("full"), o => o with { Console = console2.Console, Deadline = Bound });
+        MachineResult result = restored.Run();
+        Assert.True(result.Outcome == MachineOutcome.DebugExit, result.Reason);
+        Assert.Matches("[0-9a-f]{16}\n$", console2.Text);
+    }
+
+    [Fact]
+    public void ADiffSnapshotOfGuestWritesHoldsExactlyThosePages()
+    {
+        KvmRequirement.Ensure();
+        // A guest that writes 3 pages at 4 MiB, 4 MiB + 8 KiB and 5 MiB after the first snapshot, then spins.
+        string kernel = PathOf("writer");
+        File.WriteAllBytes(kernel, SnapshotGuests.AtCpl3(a =>
+        {
+            Iced.Intel.Label spin = a.CreateLabel(), wait = a.CreateLabel();
+            a.mov(Iced.Intel.AssemblerRegisters.dx, 0x3f8);
+            a.mov(Iced.Intel.AssemblerRegisters.al, (byte)'.');
+            a.@out(Iced.Intel.AssemblerRegisters.dx, Iced.Intel.AssemblerRegisters.al); // "ready": the host snapshots now
+            a.mov(Iced.Intel.AssemblerRegisters.rcx, 1UL << 26);
+            a.Label(ref wait);
+            a.dec(Iced.Intel.AssemblerRegisters.rcx);
+            a.jnz(wait);
+            foreach (long address in new long[] { 0x400000, 0x402000, 0x500000 })
+            {
+                a.mov(Iced.Intel.AssemblerRegisters.rbx, address);
+                a.mov(Iced.Intel.AssemblerRegisters.__qword_ptr[Iced.Intel.AssemblerRegisters.rbx], 0x1234);
+            }
+            a.@out(Iced.Intel.AssemblerRegisters.dx, Iced.Intel.AssemblerRegisters.al); // "written"
+            a.Label(ref spin);
+            a.jmp(spin);
+        }));
+        using var console = new CapturedConsole();
+        using var machine = new PcMachine(new MachineOptions(kernel) { MemorySize = 32 << 20, Console = console.Console, TrackDirtyPages = true });
+        Task<MachineResult> run = RunUntil(machine, console, 1);
+        machine.Pause();
+        machine.CreateSnapshot(PathOf("s1"), PathOf("m1"));
+        machine.Resume();
+        Assert.True(SpinWait.SpinUntil(() => console.Text.Count(c => c == '.') >= 2, Bound));
+        machine.Pause();
+        machine.CreateSnapshot(PathOf("s2"), PathOf("m2"), SnapshotKind.Diff);
+        machine.RequestStop(0, "done");
+        Assert.True(run.Wait(Bound));
+
+        var extents = MemoryFile.DataExtents(PathOf("m2")).ToList();
+        long[] pages = [.. extents.SelectMany(e => Enumerable.Range(0, (int)(e.Length / 4096)).Select(i => e.Offset + (i * 4096L)))];
+        Assert.Contains(0x400000L, pages);
+        Assert.Contains(0x402000L, pages);
+        Assert.Contains(0x500000L, pages);
+        Assert.DoesNotContain(0x401000L, pages);
+        Assert.True(pages.Length <= 6, $"the diff holds {pages.Length} pages: {string.Join(", ", pages.Select(p => $"0x{p:x}"))}");
+    }
+}

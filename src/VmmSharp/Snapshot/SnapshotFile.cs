@@ -156,6 +156,12 @@ public sealed class SnapshotFile
         {
             throw new SnapshotFormatException($"{name} has snapshot format version {version}; this build reads version {FormatVersion}");
         }
+        ushort reserved = BinaryPrimitives.ReadUInt16LittleEndian(bytes[10..]);
+        if (reserved != 0)
+        {
+            // Written as 0; a later format may give it a meaning, which this build would not know.
+            throw new SnapshotFormatException($"{name} has 0x{reserved:x4} in its reserved header field, where this build writes 0");
+        }
         ulong length = BinaryPrimitives.ReadUInt64LittleEndian(bytes[12..]);
         if (length != (ulong)bytes.Length)
         {

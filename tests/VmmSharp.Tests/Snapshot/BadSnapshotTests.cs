@@ -185,4 +185,14 @@ public sealed class BadSnapshotTests : IDisposable
         SnapshotFormatException e = Assert.Throws<SnapshotFormatException>(() => SnapshotFile.Parse(WithChecksum(state), "s"));
         Assert.Contains("state ends before section 0 name", e.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void TheParserRefusesANonZeroReservedHeaderField()
+    {
+        // Found by the snapshot-file fuzz target: a parsed file must write back the bytes it was read from.
+        byte[] state = new SnapshotFile("test").ToBytes();
+        BinaryPrimitives.WriteUInt16LittleEndian(state.AsSpan(10), 0x7f);
+        SnapshotFormatException e = Assert.Throws<SnapshotFormatException>(() => SnapshotFile.Parse(WithChecksum(state), "s"));
+        Assert.Contains("0x007f in its reserved header field", e.Message, StringComparison.Ordinal);
+    }
 }

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.InteropServices;
 using System.Text;
 
 namespace VmmSharp.State;
@@ -73,6 +74,21 @@ public ref struct StateReader
             throw Invalid(field, length, $"is not a length from 0 to {maxLength}");
         }
         return Take(length, field);
+    }
+
+    /// <summary>Reads a blittable struct written by <see cref="StateWriter.WriteStruct"/>: exactly its size in bytes.</summary>
+    /// <param name="value">Receives the bytes.</param>
+    /// <param name="field">The field's name, for the error message.</param>
+    public void ReadStruct<T>(ref T value, string field)
+        where T : unmanaged
+    {
+        Span<byte> target = MemoryMarshal.AsBytes(new Span<T>(ref value));
+        ReadOnlySpan<byte> bytes = ReadBytes(target.Length, field);
+        if (bytes.Length != target.Length)
+        {
+            throw Invalid($"{field} length", bytes.Length, $"is not {target.Length}");
+        }
+        bytes.CopyTo(target);
     }
 
     /// <summary>Reads a string written by <see cref="StateWriter.WriteString"/>, of at most <paramref name="maxBytes"/> UTF-8 bytes.</summary>

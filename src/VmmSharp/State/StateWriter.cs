@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Runtime.InteropServices;
 using System.Text;
 
 namespace VmmSharp.State;
@@ -78,6 +79,11 @@ public sealed class StateWriter
         _buffer.Write(bytes);
     }
 
+    /// <summary>Writes a blittable struct's bytes with a 32-bit length; <see cref="StateReader.ReadStruct"/> reads it back.</summary>
+    public void WriteStruct<T>(in T value)
+        where T : unmanaged
+        => WriteBytes(MemoryMarshal.AsBytes(new ReadOnlySpan<T>(in value)));
+
     /// <summary>Writes a string as its UTF-8 bytes with a 32-bit length.</summary>
     public void WriteString(string value)
     {
@@ -103,7 +109,7 @@ public sealed class StateWriter
         int length = _buffer.WrittenCount - start;
 
         // ArrayBufferWriter exposes what it wrote read-only; the length is patched through the same memory.
-        Span<byte> written = System.Runtime.InteropServices.MemoryMarshal.AsMemory(_buffer.WrittenMemory).Span;
+        Span<byte> written = MemoryMarshal.AsMemory(_buffer.WrittenMemory).Span;
         BinaryPrimitives.WriteInt32LittleEndian(written[lengthAt..], length);
     }
 }

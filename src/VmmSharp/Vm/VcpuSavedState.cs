@@ -199,19 +199,19 @@ public sealed class VcpuSavedState : IStateful
         ArgumentNullException.ThrowIfNull(writer);
         writer.WriteBytes(MemoryMarshal.AsBytes(Cpuid.AsSpan()));
         writer.WriteUInt32(MpState);
-        writer.WriteBytes(AsBytes(ref _regs));
-        writer.WriteBytes(AsBytes(ref _sregs));
+        writer.WriteStruct(_regs);
+        writer.WriteStruct(_sregs);
         writer.WriteBytes(Xsave);
-        writer.WriteBytes(AsBytes(ref _xcrs));
-        writer.WriteBytes(AsBytes(ref _debugRegs));
-        writer.WriteBytes(AsBytes(ref _lapic));
+        writer.WriteStruct(_xcrs);
+        writer.WriteStruct(_debugRegs);
+        writer.WriteStruct(_lapic);
         writer.WriteInt32(MsrIndices.Length);
         for (int i = 0; i < MsrIndices.Length; i++)
         {
             writer.WriteUInt32(MsrIndices[i]);
             writer.WriteUInt64(MsrValues[i]);
         }
-        writer.WriteBytes(AsBytes(ref _events));
+        writer.WriteStruct(_events);
         writer.WriteUInt32(TscKhz);
     }
 
@@ -230,21 +230,21 @@ public sealed class VcpuSavedState : IStateful
         {
             throw reader.Invalid("MP state", MpState, "is not a KVM_MP_STATE value");
         }
-        ReadStruct(ref reader, ref _regs, "regs");
-        ReadStruct(ref reader, ref _sregs, "sregs");
+        reader.ReadStruct(ref _regs, "regs");
+        reader.ReadStruct(ref _sregs, "sregs");
         ReadOnlySpan<byte> xsave = reader.ReadBytes(MaxXsave, "XSAVE");
         if (xsave.Length < KvmXsave.Size)
         {
             throw reader.Invalid("XSAVE length", xsave.Length, $"is less than {KvmXsave.Size}");
         }
         Xsave = xsave.ToArray();
-        ReadStruct(ref reader, ref _xcrs, "XCRs");
+        reader.ReadStruct(ref _xcrs, "XCRs");
         if (_xcrs.Count > 16)
         {
             throw reader.Invalid("XCR count", _xcrs.Count, "is more than 16");
         }
-        ReadStruct(ref reader, ref _debugRegs, "debug registers");
-        ReadStruct(ref reader, ref _lapic, "LAPIC");
+        reader.ReadStruct(ref _debugRegs, "debug registers");
+        reader.ReadStruct(ref _lapic, "LAPIC");
         int msrs = reader.ReadInt32("MSR count");
         if (msrs < 0 || msrs > MaxMsrs)
         {
@@ -257,23 +257,7 @@ public sealed class VcpuSavedState : IStateful
             MsrIndices[i] = reader.ReadUInt32("MSR index");
             MsrValues[i] = reader.ReadUInt64("MSR value");
         }
-        ReadStruct(ref reader, ref _events, "vCPU events");
+        reader.ReadStruct(ref _events, "vCPU events");
         TscKhz = reader.ReadUInt32("TSC kHz");
-    }
-
-    private static Span<byte> AsBytes<T>(ref T value)
-        where T : unmanaged
-        => MemoryMarshal.AsBytes(new Span<T>(ref value));
-
-    private static void ReadStruct<T>(ref StateReader reader, ref T value, string field)
-        where T : unmanaged
-    {
-        Span<byte> target = AsBytes(ref value);
-        ReadOnlySpan<byte> bytes = reader.ReadBytes(target.Length, field);
-        if (bytes.Length != target.Length)
-        {
-            throw reader.Invalid($"{field} length", bytes.Length, $"is not {target.Length}");
-        }
-        bytes.CopyTo(target);
     }
 }

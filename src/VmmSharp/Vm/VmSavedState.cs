@@ -70,10 +70,10 @@ public sealed class VmSavedState : IStateful
     {
         ArgumentNullException.ThrowIfNull(writer);
         writer.WriteBool(HasIrqchip);
-        writer.WriteBytes(AsBytes(ref _picMaster));
-        writer.WriteBytes(AsBytes(ref _picSlave));
-        writer.WriteBytes(AsBytes(ref _ioapic));
-        writer.WriteBytes(AsBytes(ref _pit));
+        writer.WriteStruct(_picMaster);
+        writer.WriteStruct(_picSlave);
+        writer.WriteStruct(_ioapic);
+        writer.WriteStruct(_pit);
         writer.WriteUInt64(Clock);
     }
 
@@ -85,32 +85,16 @@ public sealed class VmSavedState : IStateful
         ReadChip(ref reader, ref _picMaster, KvmIrqchip.PicMaster, "PIC master");
         ReadChip(ref reader, ref _picSlave, KvmIrqchip.PicSlave, "PIC slave");
         ReadChip(ref reader, ref _ioapic, KvmIrqchip.IoApic, "IOAPIC");
-        Span<byte> pit = AsBytes(ref _pit);
-        ReadOnlySpan<byte> saved = reader.ReadBytes(pit.Length, "PIT");
-        if (saved.Length != pit.Length)
-        {
-            throw reader.Invalid("PIT length", saved.Length, $"is not {pit.Length}");
-        }
-        saved.CopyTo(pit);
+        reader.ReadStruct(ref _pit, "PIT");
         Clock = reader.ReadUInt64("clock");
     }
 
     private void ReadChip(ref StateReader reader, ref KvmIrqchip chip, uint id, string field)
     {
-        Span<byte> target = AsBytes(ref chip);
-        ReadOnlySpan<byte> saved = reader.ReadBytes(target.Length, field);
-        if (saved.Length != target.Length)
-        {
-            throw reader.Invalid($"{field} length", saved.Length, $"is not {target.Length}");
-        }
-        saved.CopyTo(target);
+        reader.ReadStruct(ref chip, field);
         if (HasIrqchip && chip.ChipId != id)
         {
             throw reader.Invalid($"{field} chip id", chip.ChipId, $"is not {id}");
         }
     }
-
-    private static Span<byte> AsBytes<T>(ref T value)
-        where T : unmanaged
-        => MemoryMarshal.AsBytes(new Span<T>(ref value));
 }

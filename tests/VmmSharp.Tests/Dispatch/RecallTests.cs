@@ -11,14 +11,6 @@ public class RecallTests
 {
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(10);
 
-    /// <summary>A CPL3 guest spinning forever without exits.</summary>
-    private static void Spin(Iced.Intel.Assembler a)
-    {
-        var spin = a.CreateLabel();
-        a.Label(ref spin);
-        a.inc(rax);
-        a.jmp(spin);
-    }
 
     [Fact]
     public void RecallKicksASpinningGuestAndTheHandlerRunsOnTheVcpuThread()
@@ -26,7 +18,7 @@ public class RecallTests
         int handlerThread = 0;
         ulong rip = 0;
         using var entered = new ManualResetEventSlim();
-        using var run = GuestRun.Create(GuestMode.User64, Spin, startup: _ => entered.Set());
+        using var run = GuestRun.Create(GuestMode.User64, AsmExtensions.CountForever, startup: _ => entered.Set());
         Assert.True(run.Vcpu.Register(VcpuEvent.Recall, Mtd.Rip, s =>
         {
             handlerThread = Environment.CurrentManagedThreadId;
@@ -156,7 +148,7 @@ public class RecallTests
     [Fact]
     public void RequestStopEndsARunFromOutside()
     {
-        using var run = GuestRun.Create(GuestMode.User64, Spin);
+        using var run = GuestRun.Create(GuestMode.User64, AsmExtensions.CountForever);
         run.Vcpu.Start();
         Thread.Sleep(20);
         run.Vcpu.RequestStop();
@@ -167,7 +159,7 @@ public class RecallTests
     [Fact]
     public void ADeadlineEndsAGuestThatNeverStops()
     {
-        using var run = GuestRun.Create(GuestMode.User64, Spin);
+        using var run = GuestRun.Create(GuestMode.User64, AsmExtensions.CountForever);
         VcpuRunResult result = run.Run(TimeSpan.FromMilliseconds(200));
         Assert.Equal(VcpuRunOutcome.Failed, result.Outcome);
         Assert.Contains("deadline", result.Reason, StringComparison.Ordinal);

@@ -2,7 +2,6 @@ using VmmSharp.Dispatch;
 using VmmSharp.Guests;
 using VmmSharp.Profiling;
 using VmmSharp.Tests.Support;
-using static Iced.Intel.AssemblerRegisters;
 
 namespace VmmSharp.Tests.Profiling;
 
@@ -11,19 +10,11 @@ public class RipSamplerTests
 {
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(10);
 
-    /// <summary>A CPL3 loop without exits: every sample must land in its two instructions.</summary>
-    private static void Spin(Iced.Intel.Assembler a)
-    {
-        var spin = a.CreateLabel();
-        a.Label(ref spin);
-        a.inc(rax);
-        a.jmp(spin);
-    }
 
     private static (GuestProfile Profile, VcpuRunResult Result) SampleSpinningGuest(int capacity, TimeSpan duration)
     {
         using var entered = new ManualResetEventSlim();
-        using var run = GuestRun.Create(GuestMode.User64, Spin, startup: _ => entered.Set());
+        using var run = GuestRun.Create(GuestMode.User64, AsmExtensions.CountForever, startup: _ => entered.Set());
         using var sampler = new RipSampler(TimeSpan.FromMilliseconds(1), capacity);
         Assert.True(sampler.Attach(run.Vcpu));
         Task<VcpuRunResult> done = run.Vcpu.Start();
@@ -64,7 +55,7 @@ public class RipSamplerTests
     public void TheRecallSlotOfAVcpuIsTakenOnce()
     {
         KvmRequirement.Ensure();
-        using var run = GuestRun.Create(GuestMode.User64, Spin);
+        using var run = GuestRun.Create(GuestMode.User64, AsmExtensions.CountForever);
         using var first = new RipSampler(TimeSpan.FromMilliseconds(5));
         using var second = new RipSampler(TimeSpan.FromMilliseconds(5));
         Assert.True(first.Attach(run.Vcpu));

@@ -14,6 +14,19 @@ internal static class AsmExtensions
         a.hlt();
     }
 
+    /// <summary>
+    /// A guest program: counts in RAX forever, in a loop of two instructions without exits (at CPL3 it runs
+    /// natively, so only a recall or a signal brings the vCPU out).
+    /// </summary>
+    public static void CountForever(Assembler a)
+    {
+        ArgumentNullException.ThrowIfNull(a);
+        var loop = a.CreateLabel();
+        a.Label(ref loop);
+        a.inc(rax);
+        a.jmp(loop);
+    }
+
     /// <summary>Installs a 64-bit interrupt gate for <paramref name="vector"/> pointing at <paramref name="handler"/>.</summary>
     public static void InstallGate(this Assembler a, int vector, Label handler)
     {

@@ -12,18 +12,10 @@ public class VmLifecycleTests
 {
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(20);
 
-    /// <summary>A CPL3 guest counting in RAX forever, without exits; every vCPU on a stack of its own.</summary>
-    private static void Count(Iced.Intel.Assembler a)
-    {
-        var loop = a.CreateLabel();
-        a.Label(ref loop);
-        a.inc(rax);
-        a.jmp(loop);
-    }
 
     private static (Task<VcpuRunResult> Run, GuestRun Guest) Start(int vcpus = 1)
     {
-        var guest = GuestRun.Create(GuestMode.User64, Count, vcpus);
+        var guest = GuestRun.Create(GuestMode.User64, AsmExtensions.CountForever, vcpus);
         Task<VcpuRunResult> run = Task.Factory.StartNew(() => guest.Vm.Run(Bound), TaskCreationOptions.LongRunning);
         SpinWait.SpinUntil(() => guest.Vm.State == VmState.Running, Bound);
         return (run, guest);
@@ -32,7 +24,7 @@ public class VmLifecycleTests
     [Fact]
     public void AVmIsConfiguredUntilItRuns()
     {
-        using var guest = GuestRun.Create(GuestMode.User64, Count);
+        using var guest = GuestRun.Create(GuestMode.User64, AsmExtensions.CountForever);
         Assert.Equal(VmState.Configured, guest.Vm.State);
         InvalidOperationException e = Assert.Throws<InvalidOperationException>(guest.Vm.Pause);
         Assert.Contains("configured", e.Message);

@@ -69,46 +69,16 @@ public sealed unsafe partial class EventLoop : IDisposable
     /// Calls <paramref name="onReadable"/> on the loop's thread each time <paramref name="eventFd"/> is signalled.
     /// The loop holds a reference to the eventfd until it is disposed.
     /// </summary>
-    public void Add(EventFd eventFd, Action onReadable) => Subscribe(eventFd, onReadable);
+    public void Add(EventFd eventFd, Action onReadable) => Subscribe(eventFd, onReadable, edgeTriggered: false);
 
     /// <summary>
     /// Calls <paramref name="onReadable"/> on the loop's thread when <paramref name="descriptor"/> (a socket, a TAP)
     /// becomes readable: edge-triggered, so the subscriber reads until the descriptor would block, or until it has
     /// nowhere to put the data and comes back later by itself (a new edge comes with the next data).
     /// </summary>
-    /// <returns>
-    /// A switch for the watch, callable from any thread: <c>false</c> stops data arriving on the descriptor from waking
-    /// the loop at all (for a subscriber with nowhere to put it, a network card without receive buffers); <c>true</c>
-    /// starts it again, and calls the subscriber at once if the descriptor is readable by then.
-    /// </returns>
-    public Action<bool> AddReadable(SafeHandle descriptor, Action onReadable)
-    {
-        int token = Subscribe(descriptor, onReadable, Libc.EPOLLIN | Libc.EPOLLET);
-        return on => Switch(descriptor, token, on);
-    }
+    public void AddReadable(SafeHandle descriptor, Action onReadable) => Subscribe(descriptor, onReadable, edgeTriggered: true);
 
-    private void Switch(SafeHandle descriptor, int token, bool on)
-    {
-        if (_disposed)
-        {
-            return;
-        }
-        // EPOLLET alone asks for no event: epoll then ignores the descriptor's wake-ups until it is modified again.
-        var ev = new Libc.EpollEvent { Events = on ? Libc.EPOLLIN | Libc.EPOLLET : Libc.EPOLLET, Data = (ulong)token };
-        try
-        {
-            if (Libc.EpollCtl(_epoll, Libc.EPOLL_CTL_MOD, descriptor, &ev) < 0 && _logger is not null)
-            {
-                LogSwitchFailed(_logger, Name, Libc.ErrorText(Marshal.GetLastPInvokeError()));
-            }
-        }
-        catch (ObjectDisposedException)
-        {
-            // The loop (or the descriptor) went away while the machine shuts down: nothing left to wake.
-        }
-    }
-
-    private int Subscribe(SafeHandle eventFd, Action onReadable, uint events = Libc.EPOLLIN)
+    private void Subscribe(SafeHandle eventFd, Action onReadable, bool edgeTriggered)
     {
         ArgumentNullException.ThrowIfNull(eventFd);
         ArgumentNullException.ThrowIfNull(onReadable);
@@ -122,7 +92,7 @@ public sealed unsafe partial class EventLoop : IDisposable
             subscriptions[^1] = new Subscription(eventFd, onReadable);
             try
             {
-                Watch(eventFd, (ulong)(subscriptions.Length - 1), events);
+                Watch(eventFd, (ulong)(subscriptions.Length - 1), edgeTriggered);
             }
             catch
             {
@@ -131,7 +101,6 @@ public sealed unsafe partial class EventLoop : IDisposable
             }
             // Published after epoll knows it: the loop only looks up tokens it has been given.
             Volatile.Write(ref _subscriptions, subscriptions);
-            return subscriptions.Length - 1;
         }
     }
 
@@ -236,9 +205,9 @@ public sealed unsafe partial class EventLoop : IDisposable
         _wake.Dispose();
     }
 
-    private void Watch(SafeHandle eventFd, ulong token, uint events = Libc.EPOLLIN)
+    private void Watch(SafeHandle eventFd, ulong token, bool edgeTriggered = false)
     {
-        var ev = new Libc.EpollEvent { Events = events, Data = token };
+        var ev = new Libc.EpollEvent { Events = Libc.EPOLLIN | (edgeTriggered ? Libc.EPOLLET : 0), Data = token };
         if (Libc.EpollCtl(_epoll, Libc.EPOLL_CTL_ADD, eventFd, &ev) < 0)
         {
             int errno = Marshal.GetLastPInvokeError();
@@ -322,9 +291,6 @@ public sealed unsafe partial class EventLoop : IDisposable
 
     [LoggerMessage(Level = LogLevel.Error, Message = "event loop '{Name}': a subscriber failed")]
     private static partial void LogSubscriberFailed(ILogger logger, string name, Exception error);
-
-    [LoggerMessage(Level = LogLevel.Error, Message = "event loop '{Name}': epoll_ctl(MOD) to switch a watch failed: {Error}")]
-    private static partial void LogSwitchFailed(ILogger logger, string name, string error);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "event loop '{Name}': epoll_wait failed: {Error}; the loop ends")]
     private static partial void LogWaitFailed(ILogger logger, string name, string error);

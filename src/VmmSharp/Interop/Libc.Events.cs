@@ -12,7 +12,6 @@ internal static unsafe partial class Libc
     public const int EPOLL_CLOEXEC = 0x80000;
     public const int EPOLL_CTL_ADD = 1;
     public const int EPOLL_CTL_DEL = 2;
-    public const int EPOLL_CTL_MOD = 3;
     public const uint EPOLLIN = 0x1;
     public const uint EPOLLET = 0x80000000;
 

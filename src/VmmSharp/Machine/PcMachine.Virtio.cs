@@ -183,7 +183,7 @@ public sealed partial class PcMachine
             _events.Add(transport.NotifyEvent, transport.OnNotifyEvent);
             if (models[i] is VirtioNet net)
             {
-                net.BackendWatch = _events.AddReadable(net.Backend, net.OnBackendReadable);
+                _events.AddReadable(net.Backend, net.OnBackendReadable);
             }
             if (models[i] is VirtioVsock vsock)
             {

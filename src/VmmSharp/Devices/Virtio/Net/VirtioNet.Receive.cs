@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using VmmSharp.Devices.Virtio.Queues;
 using VmmSharp.Interop;
 
@@ -25,7 +24,6 @@ public sealed unsafe partial class VirtioNet
                 {
                     continue;
                 }
-                WatchBackend(false); // nowhere to put a frame: the driver's notification brings the device back
                 break;
             }
             if (_mergeable && room < (ulong)_rxFrameLimit && chains < q.Size && chains < MaxIoVecs)
@@ -37,17 +35,12 @@ public sealed unsafe partial class VirtioNet
                 {
                     continue;
                 }
-                WatchBackend(false);
                 break;
             }
             nint got = Libc.Readv(_tap, _iov, iovs);
             if (got <= 0)
             {
                 q.Unpop(chains); // no frame waiting: the buffers stay for the next one
-                if (got < 0 && Marshal.GetLastPInvokeError() == Libc.EAGAIN)
-                {
-                    WatchBackend(true); // read dry with buffers to spare: the next frame wakes the device
-                }
                 break;
             }
             if (!Deliver(q, chains, (ulong)got, header))

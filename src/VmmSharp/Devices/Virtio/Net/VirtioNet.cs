@@ -60,7 +60,6 @@ public sealed unsafe partial class VirtioNet : VirtioDevice
     private readonly uint[] _rxRoom = new uint[QueueSize];
     private int _rxFrameLimit = MaxFrame;
     private bool _mergeable;
-    private bool _backendIgnored;
 
     /// <summary>Attaches to (or creates) the TAP interface <paramref name="tapName"/>.</summary>
     /// <param name="tapName">The interface name, at most 15 bytes.</param>
@@ -93,15 +92,6 @@ public sealed unsafe partial class VirtioNet : VirtioDevice
 
     /// <summary>The TAP descriptor, for the event loop to watch (<see cref="Events.EventLoop.AddReadable"/>).</summary>
     public SafeHandle Backend => _tap;
-
-    /// <summary>
-    /// Switches the event loop's watch on <see cref="Backend"/> off (false) and on (true), as
-    /// <see cref="Events.EventLoop.AddReadable"/> returns it; null when nobody watches the TAP that way. While the guest
-    /// has posted no receive buffers (or too few for the largest frame) the device switches it off, so arriving frames
-    /// wake nobody (they wait in the TAP) until the driver's notification brings the device back; once it has read
-    /// the TAP dry with buffers to spare, on again. QEMU stops polling its TAP the same way.
-    /// </summary>
-    public Action<bool>? BackendWatch { get; set; }
 
     /// <summary>Frames sent to the TAP.</summary>
     public long FramesSent { get; private set; }
@@ -147,32 +137,11 @@ public sealed unsafe partial class VirtioNet : VirtioDevice
     }
 
     /// <inheritdoc/>
-    protected override void OnActivate()
-    {
-        ApplyFeatures();
-        WatchBackend(true);
-    }
+    protected override void OnActivate() => ApplyFeatures();
 
     /// <inheritdoc/>
     /// <remarks>The receive path's limits and the TAP's offloads follow from the restored driver features, as at activation.</remarks>
-    protected override void OnRestored()
-    {
-        ApplyFeatures();
-        WatchBackend(true);
-    }
-
-    /// <inheritdoc/>
-    protected override void OnResume() => OnBackendReadable(); // a frame's edge that came while paused was not served
-
-    /// <summary>Switches the TAP's wake-ups on or off through <see cref="BackendWatch"/>, if that changes anything.</summary>
-    private void WatchBackend(bool on)
-    {
-        if (_backendIgnored == on && BackendWatch is { } watch)
-        {
-            _backendIgnored = !on;
-            watch(on);
-        }
-    }
+    protected override void OnRestored() => ApplyFeatures();
 
     private void ApplyFeatures()
     {

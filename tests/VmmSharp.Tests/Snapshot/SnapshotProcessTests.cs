@@ -74,10 +74,10 @@ public sealed class SnapshotProcessTests : IDisposable
         const ulong iterations = 1UL << 28;
         // The uninterrupted result, computed here while the guest runs: both vCPUs' xorshift64, XORed.
         Task<ulong> bsp = Task.Run(() => SnapshotGuests.Xorshift(SnapshotGuests.Seed, iterations));
-        Task<ulong> ap = Task.Run(() => SnapshotGuests.Xorshift(SnapshotGuests.SecondSeed, iterations));
+        Task<ulong> ap = Task.Run(() => SnapshotGuests.Xorshift(SmpGuest.SecondSeed, iterations));
         var clock = Stopwatch.StartNew();
         string kernel = Path.Combine(_dir, "smp");
-        File.WriteAllBytes(kernel, SnapshotGuests.TwoCpuXorshift(iterations));
+        File.WriteAllBytes(kernel, SmpGuest.TwoCpuXorshift(iterations));
         string state = Path.Combine(_dir, "state"), memory = Path.Combine(_dir, "mem");
 
         Outcome first = Vmm("run", "--kernel", kernel, "--mem", "32M", "--cpus", "2", "--timeout", "100", "--snapshot-at", "0.4", "--snapshot", state, "--snapshot-mem", memory);

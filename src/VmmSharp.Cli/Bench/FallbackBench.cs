@@ -52,7 +52,7 @@ internal static class FallbackBench
             }
         }
         Console.WriteLine($"{instructions} emulated instructions per round, median of {rounds} alternating rounds, CPL0 guest, host: {KvmSystem.Virtualization.Kind}");
-        Console.WriteLine("  per instruction: total loop iteration; the baseline loop (the same loop, an exit on out 0x80 in its place); net = total - baseline (median of the rounds' differences)");
+        Console.WriteLine("  per instruction: total loop iteration; the baseline loop (the same loop, an exit on out 0x80 in its place); net = total - baseline");
         double int3 = Report("int3", "out; iretq; jmp", measured[Kind.Int3], measured[Kind.Int3Baseline]);
         double cas = Report("cmpxchg16b", "out; jmp", measured[Kind.Cmpxchg16b], measured[Kind.Cmpxchg16bBaseline]);
         Console.WriteLine($"fallback: int3 {int3:0.0} us, cmpxchg16b {cas:0.0} us per emulated instruction (net of the baseline loop)");
@@ -62,9 +62,9 @@ internal static class FallbackBench
     /// <summary>Prints one instruction's line and returns its net cost.</summary>
     private static double Report(string name, string baselineLoop, List<Round> rounds, List<Round> baseline)
     {
-        double net = Statistics.Median(rounds.Zip(baseline, (r, b) => r.Total - b.Total));
-        Console.WriteLine($"  {name,-10}  total {Statistics.Median(rounds.Select(r => r.Total)),6:0.0} us   " +
-            $"baseline ({baselineLoop}) {Statistics.Median(baseline.Select(r => r.Total)),6:0.0} us   net {net,6:0.0} us   " +
+        double total = Statistics.Median(rounds.Select(r => r.Total)), bare = Statistics.Median(baseline.Select(r => r.Total));
+        double net = total - bare;
+        Console.WriteLine($"  {name,-10}  total {total,6:0.0} us   baseline {bare,6:0.0} us ({baselineLoop,-15})   net {net,6:0.0} us   " +
             $"in the handler {Statistics.Median(rounds.Select(r => r.Handler)),4:0.0} us   " +
             $"allocated {Statistics.Median(rounds.Select(r => r.Allocated)):0} B");
         return net;

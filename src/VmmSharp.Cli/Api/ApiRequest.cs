@@ -62,18 +62,21 @@ internal static class ApiRequest
         throw TooLarge(length);
     }
 
-    /// <summary>Reads and discards what is left of a refused body, up to the server's own limit of <see cref="MaxDrainSize"/>.</summary>
+    /// <summary>Reads and discards what is left of a refused body, <see cref="MaxDrainSize"/> bytes at most.</summary>
     private static async Task DrainAsync(Stream body, byte[] scratch, CancellationToken cancel)
     {
         try
         {
-            while (await body.ReadAsync(scratch, cancel).ConfigureAwait(false) > 0)
+            int left = MaxDrainSize;
+            int n;
+            while (left > 0 && (n = await body.ReadAsync(scratch.AsMemory(0, Math.Min(left, scratch.Length)), cancel).ConfigureAwait(false)) > 0)
             {
+                left -= n;
             }
         }
         catch (Microsoft.AspNetCore.Http.BadHttpRequestException)
         {
-            // Over MaxDrainSize (Kestrel's limit): stop draining; the answer goes out with "Connection: close".
+            // Over Kestrel's own limit (MaxDrainSize too): stop draining; the answer goes out with "Connection: close".
         }
     }
 

@@ -178,8 +178,8 @@ internal sealed class FallbackGuest : IDisposable
     }
 
     /// <summary>
-    /// Why a 32-bit guest cannot turn on <paramref name="paging"/> here, as a probe guest measures it (null: it can): the
-    /// probe loads CR3 and CR4 and sets CR0.PG, then reads memory through the new tables.
+    /// For each kind of 32-bit paging, why a 32-bit guest cannot turn it on here, as a probe guest measures it (null: it
+    /// can): the probe loads CR3 and CR4 and sets CR0.PG, then reads memory through the new tables.
     /// </summary>
     private static readonly Dictionary<GuestPaging, Lazy<string?>> Paging32Refused = new()
     {

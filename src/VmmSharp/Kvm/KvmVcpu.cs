@@ -255,8 +255,8 @@ public sealed unsafe partial class KvmVcpu : IDisposable
         }
     }
 
-    // KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR: flags only KVM_SET_VCPU_EVENTS reads.
-    private const uint SetOnlyEventFlags = 0x1 | 0x2;
+    // KVM_VCPUEVENT_VALID_SIPI_VECTOR: a flag only KVM_SET_VCPU_EVENTS reads (GET reports NMI_PENDING, SHADOW, SMM).
+    private const uint SetOnlyEventFlags = 0x2;
 
     private bool PendingOnEntry(ulong part)
     {

@@ -82,8 +82,8 @@ internal static class ApiEndpoints
         {
             if (f.Status == ApiFault.PayloadTooLarge)
             {
-                // The rest of the body stays unread, so the connection cannot carry another request: say so, or a
-                // client that reuses it sees a reset.
+                // A body over ApiRequest.MaxDrainSize stays partly unread, so the connection cannot carry another
+                // request: say so, or a client that reuses it sees a reset.
                 request.HttpContext.Response.Headers.Connection = "close";
             }
             return Results.Json(new Fault { FaultMessage = f.Message }, ApiJson.Api.Fault, statusCode: f.Status);

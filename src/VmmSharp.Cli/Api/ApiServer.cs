@@ -37,7 +37,7 @@ internal sealed class ApiServer : IAsyncDisposable
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.AddServerHeader = false;
-            k.Limits.MaxRequestBodySize = ApiRequest.MaxBodySize + 1; // the endpoints refuse more with a fault message
+            k.Limits.MaxRequestBodySize = ApiRequest.MaxDrainSize; // the endpoints refuse over MaxBodySize with a fault message
             k.Limits.MaxRequestHeadersTotalSize = 16 << 10;
             k.ListenUnixSocket(socketPath, o => o.Protocols = HttpProtocols.Http1);
         });

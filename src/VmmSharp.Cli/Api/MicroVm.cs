@@ -168,8 +168,17 @@ internal sealed class MicroVm : IDisposable
 
     private void StartThread(PcMachine machine)
     {
+        VmmSharp.Vm.VmState before = machine.State;
         var thread = new Thread(() => RunMachine(machine)) { Name = "vmm machine", IsBackground = true };
         thread.Start();
+        // Answer once the guest runs, as Firecracker does: a GET / right after InstanceStart or a resuming
+        // snapshot/load says Running. Run leaves the state it found within microseconds of starting; the bound only
+        // keeps a thread that never gets the CPU from holding the request forever.
+        long end = Environment.TickCount64 + 5000;
+        while (machine.State == before && thread.IsAlive && Environment.TickCount64 < end)
+        {
+            Thread.Sleep(1);
+        }
     }
 
     /// <summary><c>SendCtrlAltDel</c>: Ctrl+Alt+Del on the i8042 keyboard.</summary>

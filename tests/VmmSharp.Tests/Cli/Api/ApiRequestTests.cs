@@ -50,9 +50,20 @@ public class ApiRequestTests
     [Fact]
     public async Task ReadingABodyStopsAtTheBound()
     {
-        var endless = new MemoryStream(new byte[ApiRequest.MaxBodySize * 4]);
+        // Past MaxBodySize the rest is read only to be discarded (so that the client reads the 413), and only up to
+        // MaxDrainSize more: an endless body is never read to its end.
+        var endless = new MemoryStream(new byte[ApiRequest.MaxDrainSize * 4]);
         var fault = await Assert.ThrowsAsync<ApiFault>(() => ApiRequest.ReadBodyAsync(endless, null, CancellationToken.None));
         Assert.Equal(413, fault.Status);
-        Assert.True(endless.Position <= ApiRequest.MaxBodySize + 1 + 16384, $"read {endless.Position} bytes");
+        Assert.True(endless.Position <= ApiRequest.MaxBodySize + 1 + ApiRequest.MaxDrainSize, $"read {endless.Position} bytes");
+    }
+
+    [Fact]
+    public async Task ARefusedBodyWithinTheDrainBoundIsReadToItsEnd()
+    {
+        var body = new MemoryStream(new byte[ApiRequest.MaxBodySize * 4]);
+        var fault = await Assert.ThrowsAsync<ApiFault>(() => ApiRequest.ReadBodyAsync(body, body.Length, CancellationToken.None));
+        Assert.Equal(413, fault.Status);
+        Assert.Equal(body.Length, body.Position);
     }
 }

@@ -35,12 +35,13 @@ internal static class SnapshotBench
             foreach ((ulong memory, int cpus) in new[] { (128UL << 20, 1), (512UL << 20, 2) })
             {
                 string state = Path.Combine(dir, "state"), mem = Path.Combine(dir, "mem");
-                (double create, double reset) = InProcess(kernel, memory, cpus, rounds, state, mem);
+                (List<double> createRuns, List<double> resetRuns) = InProcess(kernel, memory, cpus, rounds, state, mem);
+                double create = Statistics.Median(createRuns), reset = Statistics.Median(resetRuns);
                 var spawns = Enumerable.Range(0, rounds).Select(_ => NewProcess(loader, state, mem)).ToList();
                 double restore = Statistics.Median(spawns.Select(s => s.Ms));
-                Console.WriteLine($"{memory >> 20} MiB, {cpus} vCPU(s): create {create:0.0} ms, restore (new process) {restore:0.00} ms " +
-                    $"(best {spawns.Min(s => s.Ms):0.00}; the process's CPU over its life {Statistics.Median(spawns.Select(s => s.CpuMs)):0.0} ms), " +
-                    $"reset after 1 MiB dirtied {reset:0} us (medians of {rounds})");
+                Console.WriteLine($"{memory >> 20} MiB, {cpus} vCPU(s), medians of {rounds} (best): create {create:0.0} ms ({createRuns.Min():0.0}), " +
+                    $"restore (new process) {restore:0.00} ms ({spawns.Min(s => s.Ms):0.00}; the process's CPU over its life {Statistics.Median(spawns.Select(s => s.CpuMs)):0.0} ms), " +
+                    $"reset after 1 MiB dirtied {reset:0} us ({resetRuns.Min():0})");
                 creates.Add(create);
                 restores.Add(restore);
                 resets.Add(reset);
@@ -89,7 +90,7 @@ internal static class SnapshotBench
         a.jmp(end);
     });
 
-    private static (double CreateMs, double ResetUs) InProcess(string kernel, ulong memory, int cpus, int rounds, string state, string mem)
+    private static (List<double> CreateMs, List<double> ResetUs) InProcess(string kernel, ulong memory, int cpus, int rounds, string state, string mem)
     {
         using var machine = new PcMachine(new MachineOptions(kernel) { MemorySize = memory, CpuCount = cpus });
         VcpuDispatcher bsp = machine.Vm.Vcpus[0];
@@ -126,7 +127,7 @@ internal static class SnapshotBench
         machine.CreateSnapshot(state, mem);
         machine.RequestStop(0, "benchmark done");
         run.Wait(Bound);
-        return (Statistics.Median(creates), Statistics.Median(resets));
+        return (creates, resets);
     }
 
     /// <summary>Lets the paused guest dirty its 1 MiB and pauses it again once it reports it did.</summary>

@@ -84,14 +84,15 @@ var vsock = new Option<VsockOptions?>("--vsock")
 var apiSock = new Option<string?>("--api-sock") { Description = "Serve Firecracker's REST API on this Unix socket; the guest starts on its InstanceStart (or at once with --config-file)" };
 var configFile = new Option<string?>("--config-file") { Description = "Configure the microVM from Firecracker's JSON configuration file and start it" };
 var noApi = new Option<bool>("--no-api") { Description = "With --config-file: no API socket (as Firecracker's --no-api)" };
-var metricsPath = new Option<string?>("--metrics-path") { Description = "Write Firecracker-style metrics lines to this file or FIFO (on FlushMetrics, every 60 s, and at the end)" };
+var metricsPath = new Option<string?>("--metrics-path") { Description = "Write Firecracker-style metrics lines to this file or FIFO (on FlushMetrics, every --metrics-interval, and at the end)" };
+var metricsInterval = OptionValues.Period("--metrics-interval", "Seconds between the metrics lines written unasked (Firecracker's period is 60)");
 var instanceId = new Option<string>("--id") { Description = "The microVM's id, as GET / reports it", DefaultValueFactory = _ => "anonymous-instance" };
 var consoleDevice = OptionValues.OneOf("--console", "The device of the guest console: COM1 (ttyS0) or a virtio-console port (hvc0: pass console=hvc0)", ConsoleDevice.Serial);
 var snapshotAt = OptionValues.Seconds("--snapshot-at", "Pause the guest after this many seconds, write --snapshot and --snapshot-mem, and exit");
 var snapshotState = new Option<string?>("--snapshot") { Description = "With --snapshot-at: the snapshot's state file" };
 var snapshotMem = new Option<string?>("--snapshot-mem") { Description = "With --snapshot-at: the snapshot's memory file (sparse)" };
 var run = new Command("run", "Run a guest: a kernel given with --kernel, else the built-in demo guest");
-foreach (Option option in new Option[] { kernel, initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, timeout, logLevel, stats, quiet, onReset, maxReboots, rng, disk, net, vsock, consoleDevice, snapshotAt, snapshotState, snapshotMem, apiSock, configFile, noApi, metricsPath, instanceId, profile, profileInterval, symbols, resetStatus })
+foreach (Option option in new Option[] { kernel, initrd, cmdline, mem, cpus, cpuidMask, cpuidPolicy, timeout, logLevel, stats, quiet, onReset, maxReboots, rng, disk, net, vsock, consoleDevice, snapshotAt, snapshotState, snapshotMem, apiSock, configFile, noApi, metricsPath, metricsInterval, instanceId, profile, profileInterval, symbols, resetStatus })
 {
     run.Options.Add(option);
 }
@@ -118,7 +119,7 @@ run.Validators.Add(r =>
     {
         r.AddError("--config-file FILE needs --api-sock PATH to keep the API, or --no-api (as Firecracker's)");
     }
-    foreach (Option option in new Option[] { metricsPath, instanceId })
+    foreach (Option option in new Option[] { metricsPath, metricsInterval, instanceId })
     {
         if (!microVm && r.GetResult(option) is { Implicit: false })
         {
@@ -163,7 +164,10 @@ run.SetAction(r =>
             r.GetValue(instanceId) ?? "anonymous-instance",
             deadline,
             apiLevel,
-            r.GetValue(stats) || apiLevel <= LogLevel.Information)));
+            r.GetValue(stats) || apiLevel <= LogLevel.Information)
+        {
+            MetricsInterval = r.GetValue(metricsInterval),
+        }));
     }
     if (r.GetValue(kernel) is not { } kernelPath)
     {

@@ -6,7 +6,7 @@ namespace VmmSharp.Guests;
 
 /// <summary>
 /// Tiny kernels for the PC machine (<c>vmm run --kernel</c>): a minimal bzImage (boot protocol 2.15, loaded at 1 MiB,
-/// not relocatable) whose 64-bit entry runs code assembled here. <see cref="UserMode"/> first builds a GDT, a TSS with
+/// not relocatable) whose 64-bit entry runs code assembled here. <see cref="UserMode(Action{Assembler})"/> first builds a GDT, a TSS with
 /// an all-zero I/O bitmap and user-accessible page tables for the first 8 MiB (a few dozen CPL0 instructions, emulated
 /// on PVM), then drops to CPL3 with IOPL 3, where the work runs natively and may use every port.
 /// </summary>
@@ -19,6 +19,24 @@ public static class TinyKernel
 
     /// <summary>The stack the CPL3 code starts with.</summary>
     public const ulong UserStack = 0x6f000;
+
+    /// <summary>The IDT <see cref="UserMode(Action{Assembler}, Action{Assembler}?, bool)"/> loads (256 gates, all absent until set).</summary>
+    public const ulong Idt = 0x78000;
+
+    /// <summary>The top of the CPL0 stack an interrupt at CPL3 switches to (the TSS's RSP0).</summary>
+    public const ulong KernelStack = 0x7f000;
+
+    /// <summary>The GDT's kernel code selector (64-bit).</summary>
+    public const ushort KernelCode = 0x08;
+
+    /// <summary>The GDT's descriptor (limit, base), for <c>lgdt</c> (an AP's start-up code loads it too).</summary>
+    public const ulong GdtDescriptor = Gdt - 16;
+
+    /// <summary>The root of the user page tables (what CR3 holds).</summary>
+    public const ulong PageTableRoot = Pml4;
+
+    /// <summary>The page directory pointer table of the user page tables: entry 0 maps the first 8 MiB, the others are free.</summary>
+    public const ulong Pdpt = Pml4 + 0x1000;
 
     /// <summary>A bzImage whose 64-bit entry runs <paramref name="program"/> at CPL0, assembled for the address it runs at.</summary>
     public static byte[] BzImage(Action<Assembler> program)
@@ -50,7 +68,14 @@ public static class TinyKernel
     }
 
     /// <summary>A bzImage that sets up CPL3 and runs <paramref name="user"/> there (with RSP at <see cref="UserStack"/>).</summary>
-    public static byte[] UserMode(Action<Assembler> user)
+    public static byte[] UserMode(Action<Assembler> user) => UserMode(user, null, interrupts: false);
+
+    /// <summary>
+    /// Like <see cref="UserMode(Action{Assembler})"/>, but runs <paramref name="kernel"/> at CPL0 just before dropping to CPL3
+    /// (the GDT, TSS, IDT at <see cref="Idt"/> and page tables are set; keep it short: CPL0 is emulated on PVM), and enters
+    /// CPL3 with interrupts on if <paramref name="interrupts"/> (an interrupt then runs on <see cref="KernelStack"/>).
+    /// </summary>
+    public static byte[] UserMode(Action<Assembler> user, Action<Assembler>? kernel, bool interrupts)
     {
         ArgumentNullException.ThrowIfNull(user);
         return BzImage(a =>
@@ -79,8 +104,13 @@ public static class TinyKernel
             a.mov(rbx, Tss);
             a.mov(__word_ptr[rbx + 0x66], 0x68);
             a.mov(__byte_ptr[rbx + 0x68 + 0x2000], 0xff);
+            a.mov(__dword_ptr[rbx + 4], (int)KernelStack); // RSP0
             a.mov(ax, tssSelector);
             a.ltr(ax);
+            a.mov(rax, Idt - 16);
+            a.mov(__word_ptr[rax], 0xfff);
+            a.mov(__qword_ptr[rax + 2], (int)Idt);
+            a.lidt(__[rax]);
             // Page tables: the first 8 MiB identity-mapped with user-accessible 2 MiB pages.
             a.mov(rbx, Pml4);
             a.mov(__qword_ptr[rbx], (int)(Pml4 + 0x1000 + 7));
@@ -90,10 +120,11 @@ public static class TinyKernel
                 a.mov(__qword_ptr[rbx + 0x2000 + (i * 8)], (i << 21) | 0x87);
             }
             a.mov(cr3, rbx);
-            // iretq to CPL3 with IOPL 3.
+            kernel?.Invoke(a);
+            // iretq to CPL3 with IOPL 3 (and IF if asked).
             a.push(userData);
             a.push((int)UserStack);
-            a.push(0x3002);
+            a.push(interrupts ? 0x3202 : 0x3002);
             a.push(userCode);
             a.lea(rax, __[userEntry]);
             a.push(rax);

@@ -37,6 +37,7 @@ internal sealed class MicroVm : IDisposable
     private bool _ended;
     private bool _restoredNotRun;
     private bool _disposed;
+    private int _periodicFlushWaiting;
 
     /// <param name="cliLogLevel">The command line's <c>--log-level</c>; a <c>PUT /logger</c> level replaces it.</param>
     public MicroVm(LogLevel? cliLogLevel = null)
@@ -44,8 +45,11 @@ internal sealed class MicroVm : IDisposable
         _cliLogLevel = cliLogLevel;
     }
 
-    /// <summary>How often metrics are written without a <c>FlushMetrics</c> (Firecracker: every 60 s).</summary>
-    public static TimeSpan MetricsInterval { get; } = TimeSpan.FromSeconds(60);
+    /// <summary>Firecracker's period for metrics lines written without a <c>FlushMetrics</c>: 60 s.</summary>
+    public static TimeSpan DefaultMetricsInterval { get; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>How often metrics are written without a <c>FlushMetrics</c> (<c>--metrics-interval</c>); set before the metrics are.</summary>
+    public TimeSpan MetricsInterval { get; init; } = DefaultMetricsInterval;
 
     /// <summary>The instance id <c>GET /</c> reports (Firecracker's without a jailer).</summary>
     public string Id { get; init; } = "anonymous-instance";
@@ -427,8 +431,15 @@ internal sealed class MicroVm : IDisposable
 
     private void FlushMetricsQuietly()
     {
+        // While a request holds the lock (InstanceStart builds the machine under it), the timer's callbacks would queue
+        // on it and then write a burst of lines: one waits, the others let it write for them.
+        if (Interlocked.Exchange(ref _periodicFlushWaiting, 1) == 1)
+        {
+            return;
+        }
         lock (_gate)
         {
+            Volatile.Write(ref _periodicFlushWaiting, 0);
             if (_metrics is not null && !_disposed)
             {
                 WriteMetrics();

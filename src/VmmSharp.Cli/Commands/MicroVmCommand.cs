@@ -19,11 +19,15 @@ internal static class MicroVmCommand
         string Id,
         TimeSpan? Deadline,
         LogLevel? LogLevel,
-        bool Stats);
+        bool Stats)
+    {
+        /// <summary>How often a metrics line is written unasked (<c>--metrics-interval</c>).</summary>
+        public TimeSpan MetricsInterval { get; init; } = MicroVm.DefaultMetricsInterval;
+    }
 
     public static int Run(Arguments args)
     {
-        using var vm = new MicroVm(args.LogLevel) { Deadline = args.Deadline, Id = args.Id };
+        using var vm = new MicroVm(args.LogLevel) { Deadline = args.Deadline, Id = args.Id, MetricsInterval = args.MetricsInterval };
         try
         {
             if (args.MetricsPath is { } metrics)

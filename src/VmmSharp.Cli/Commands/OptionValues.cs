@@ -49,6 +49,23 @@ internal static class OptionValues
         };
     }
 
+    /// <summary>A period in seconds, more than 0 (fractions allowed: <c>0.2</c>), at most a day; 60 s if not given.</summary>
+    public static Option<TimeSpan> Period(string name, string description) => new(name)
+    {
+        Description = $"{description} (default 60; 0.01 to 86400)",
+        DefaultValueFactory = _ => TimeSpan.FromSeconds(60),
+        CustomParser = r =>
+        {
+            string text = Single(r);
+            if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double s) && double.IsFinite(s) && s >= 0.01 && s <= 86400)
+            {
+                return TimeSpan.FromSeconds(s);
+            }
+            r.AddError($"{name} '{text}': give a number of seconds from 0.01 to 86400");
+            return TimeSpan.FromSeconds(60);
+        },
+    };
+
     /// <summary>A guest memory size: <c>512M</c>, <c>2G</c>, plain bytes; at least the layout's minimum, in whole pages.</summary>
     public static Option<ulong> MemorySize(string name, string description, ulong defaultValue) => new(name)
     {

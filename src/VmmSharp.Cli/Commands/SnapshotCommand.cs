@@ -45,7 +45,7 @@ internal static class SnapshotCommand
         bool failed = result.Outcome is MachineOutcome.Failed or MachineOutcome.DeadlineExceeded;
         if (stats)
         {
-            Console.Error.WriteLine($"vmm: restored in {restored.TotalMilliseconds:0.00} ms, first guest exit after {firstExit.TotalMilliseconds:0.00} ms; {result.Reason}; status {result.ExitStatus}");
+            Console.Error.WriteLine($"vmm: restored in {restored.TotalMilliseconds:0.00} ms, first guest exit after {firstExit.TotalMilliseconds:0.00} ms; {result.Reason}; status {result.ExitStatus} after {result.Elapsed.TotalMilliseconds:0.0} ms");
         }
         else if (failed)
         {

@@ -205,11 +205,13 @@ public sealed partial class PcMachine
     {
         MachineOptions saved = snapshot.Options;
         if (options.MemorySize != saved.MemorySize || options.CpuCount != saved.CpuCount || options.Disks.Count != saved.Disks.Count
-            || options.Networks.Count != saved.Networks.Count || options.Rng != saved.Rng || options.ConsoleDevice != saved.ConsoleDevice)
+            || options.Networks.Count != saved.Networks.Count || options.Rng != saved.Rng || options.ConsoleDevice != saved.ConsoleDevice
+            || (options.Vsock is null) != (saved.Vsock is null))
         {
             throw new MachineConfigurationException(nameof(MachineOptions),
                 $"snapshot '{snapshot.StatePath}' is of a machine with {saved.MemorySize >> 20} MiB, {saved.CpuCount} vCPU(s), {saved.Disks.Count} disk(s), " +
-                $"{saved.Networks.Count} network card(s); this one has {options.MemorySize >> 20} MiB, {options.CpuCount} vCPU(s), {options.Disks.Count} disk(s), {options.Networks.Count} network card(s)");
+                $"{saved.Networks.Count} network card(s), {(saved.Vsock is null ? "no" : "a")} vsock; this one has {options.MemorySize >> 20} MiB, " +
+                $"{options.CpuCount} vCPU(s), {options.Disks.Count} disk(s), {options.Networks.Count} network card(s), {(options.Vsock is null ? "no" : "a")} vsock");
         }
     }
 

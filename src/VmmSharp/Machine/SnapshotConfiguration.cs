@@ -8,10 +8,11 @@ namespace VmmSharp.Machine;
 /// The "machine" section of a snapshot: what a new process needs to build the same machine again (memory size, vCPU
 /// count, CPUID choices, devices and their host side: disk paths, TAP names, console device) and what the kernel loader
 /// did (<see cref="BootResult"/>), so a restored machine reports the same <see cref="PcMachine.Boot"/>.
+/// Version 2 added the vsock device (version 1, which had none, is still read).
 /// </summary>
 internal static class SnapshotConfiguration
 {
-    public const ushort Version = 1;
+    public const ushort Version = 2;
     private const int MaxPath = 4096;
     private const int MaxItems = 256;
 
@@ -54,6 +55,9 @@ internal static class SnapshotConfiguration
         w.WriteInt32((int)o.ConsoleDevice);
         w.WriteBool(o.VirtioOnCommandLine);
         w.WriteBool(o.TrackDirtyPages);
+        w.WriteBool(o.Vsock is not null);
+        w.WriteUInt64(o.Vsock?.GuestCid ?? 0);
+        w.WriteString(o.Vsock?.SocketPath ?? "");
         WriteBoot(w, boot);
         return w.WrittenSpan.ToArray();
     }
@@ -100,6 +104,14 @@ internal static class SnapshotConfiguration
         var console = (ConsoleDevice)Enumerated<ConsoleDevice>(ref r, "console device");
         bool virtioCmdline = r.ReadBool("virtio on command line");
         bool dirty = r.ReadBool("track dirty pages");
+        VsockOptions? vsock = null;
+        if (version >= 2)
+        {
+            bool hasVsock = r.ReadBool("vsock");
+            ulong cid = r.ReadUInt64("vsock guest cid");
+            string socket = r.ReadString(MaxPath, "vsock socket path");
+            vsock = hasVsock ? new VsockOptions(cid, socket) : null;
+        }
         BootResult boot = ReadBoot(ref r);
         r.EnsureEnd();
         var options = new MachineOptions(kernel)
@@ -120,6 +132,7 @@ internal static class SnapshotConfiguration
             ConsoleDevice = console,
             VirtioOnCommandLine = virtioCmdline,
             TrackDirtyPages = dirty,
+            Vsock = vsock,
         };
         return (options, boot);
     }

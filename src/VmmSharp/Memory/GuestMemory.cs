@@ -198,7 +198,8 @@ public sealed partial class GuestMemory : IDisposable
 
     /// <summary>
     /// A direct view of <paramref name="length"/> guest bytes at <paramref name="address"/>, which must lie in one region.
-    /// Writing through it bypasses the read-only check; valid until the memory is disposed.
+    /// Writing through it bypasses the read-only check and the host-write log of diff snapshots (the device models'
+    /// writes through it are logged by their own path); valid until the memory is disposed.
     /// </summary>
     public Span<byte> GetSpan(ulong address, int length)
     {
@@ -210,6 +211,22 @@ public sealed partial class GuestMemory : IDisposable
         }
         return r.HostSpan(address - r.GuestAddress, length);
     }
+
+    /// <summary>
+    /// Starts logging, per page, what the host writes into guest memory (<see cref="Write(ulong, ReadOnlySpan{byte})"/>,
+    /// <see cref="TryWrite"/>, <see cref="Fill"/> and the device models' DMA): KVM's dirty log sees only the guest's own
+    /// writes, and a diff snapshot needs both. Only a VM that tracks dirty pages turns it on.
+    /// </summary>
+    internal void StartHostWriteLog()
+    {
+        foreach (GuestRegion r in _regions)
+        {
+            r.StartHostWriteLog();
+        }
+    }
+
+    /// <summary>Marks [<paramref name="address"/>, +<paramref name="length"/>) of <paramref name="region"/> written by the host (a direct span the caller wrote through).</summary>
+    internal static void MarkHostWrite(GuestRegion region, ulong address, ulong length) => region.MarkHostWrite(address - region.GuestAddress, length);
 
     /// <summary>Reads a NUL-terminated string of at most <paramref name="maxLength"/> bytes at <paramref name="address"/>.</summary>
     public string ReadCString(ulong address, int maxLength = 4096)
@@ -298,6 +315,7 @@ public sealed partial class GuestMemory : IDisposable
             if (write)
             {
                 data.Slice(done, n).CopyTo(guest);
+                r.MarkHostWrite(cursor - r.GuestAddress, (ulong)n);
             }
             else
             {

@@ -9,6 +9,7 @@ namespace VmmSharp.Memory;
 public sealed class GuestRegion
 {
     private readonly SafeMapping _mapping;
+    private ulong[]? _hostWrites;
 
     internal GuestRegion(ulong guestAddress, ulong size, bool readOnly)
     {
@@ -60,6 +61,44 @@ public sealed class GuestRegion
                 $"outside region [0x{GuestAddress:x}, 0x{End:x})");
         }
         return new Span<byte>((byte*)_mapping.Address + offset, length);
+    }
+
+    /// <summary>
+    /// Starts logging the pages the host writes through <see cref="GuestMemory"/> (device models: used rings, DMA),
+    /// which KVM's dirty log never sees; <see cref="TakeHostWrites"/> hands them out.
+    /// </summary>
+    internal void StartHostWriteLog() => _hostWrites ??= new ulong[((Size / GuestMemory.PageSize) + 63) / 64];
+
+    /// <summary>Marks the pages of [<paramref name="offset"/>, +<paramref name="length"/>) written, if the log is on.</summary>
+    internal void MarkHostWrite(ulong offset, ulong length)
+    {
+        ulong[]? log = _hostWrites;
+        if (log is null || length == 0)
+        {
+            return;
+        }
+        for (ulong page = offset / GuestMemory.PageSize, last = (offset + length - 1) / GuestMemory.PageSize; page <= last; page++)
+        {
+            ulong bit = 1UL << (int)(page % 64);
+            ref ulong word = ref log[page / 64];
+            if ((Volatile.Read(ref word) & bit) == 0)
+            {
+                Interlocked.Or(ref word, bit); // device threads may write neighbouring pages at once
+            }
+        }
+    }
+
+    /// <summary>ORs the pages the host wrote since the last call into <paramref name="bitmap"/> (bit i: page i) and clears the log.</summary>
+    internal void TakeHostWrites(Span<ulong> bitmap)
+    {
+        if (_hostWrites is not { } log)
+        {
+            return;
+        }
+        for (int i = 0; i < log.Length && i < bitmap.Length; i++)
+        {
+            bitmap[i] |= Interlocked.Exchange(ref log[i], 0);
+        }
     }
 
     /// <summary>The mapping, for remapping it from a file or discarding its private pages.</summary>

@@ -89,8 +89,8 @@ public sealed partial class VirtualMachine
 
     /// <summary>
     /// Fetches and clears the dirty log of every memory region (<c>KVM_GET_DIRTY_LOG</c>): one bitmap per region of
-    /// <see cref="Memory"/>, in order, bit i set if the guest wrote page i of the region since the last call. Writes the
-    /// host made into guest memory (device models) are not in it.
+    /// <see cref="Memory"/>, in order, bit i set if the guest wrote page i of the region since the last call, or the host
+    /// did through <see cref="GuestMemory"/> (device models' used rings and DMA, which KVM's log does not see).
     /// </summary>
     /// <exception cref="InvalidOperationException">The VM was created without dirty-page tracking.</exception>
     public ulong[][] GetDirtyPages()
@@ -108,6 +108,7 @@ public sealed partial class VirtualMachine
             if (!r.ReadOnly)
             {
                 Handle.GetDirtyLog((uint)i, maps[i]);
+                r.TakeHostWrites(maps[i]);
             }
         }
         return maps;

@@ -156,6 +156,10 @@ public sealed partial class VirtualMachine : IDisposable
                 vm.CreateIrqchip();
                 vm.CreatePit();
             }
+            if (trackDirtyPages)
+            {
+                memory.StartHostWriteLog(); // the device models' writes, which KVM's log does not see
+            }
             return new VirtualMachine(kvm, vm, memory) { TracksDirtyPages = trackDirtyPages };
         }
         catch

@@ -351,6 +351,8 @@ public class VmmCommandTests
     [InlineData("--kernel MARKER --log-level loud", "--log-level 'loud': give one of trace, debug, information")]
     [InlineData("--kernel MARKER --max-reboots -1", "--max-reboots '-1': give a whole number from 0 to 1000000")]
     [InlineData("--mem 512M", "--mem applies to a kernel run: give --kernel FILE too")]
+    [InlineData("--api-sock /tmp/vmmsharp-unused.sock --metrics-interval 0", "--metrics-interval '0': give a number of seconds from 0.01 to 86400")]
+    [InlineData("--kernel MARKER --metrics-interval 1", "--metrics-interval applies to a microVM run")]
     public void BadRunInputGetsOneClearLineAndStartsNothing(string arguments, string expected)
     {
         KvmRequirement.Ensure();

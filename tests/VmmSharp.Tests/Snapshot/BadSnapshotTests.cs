@@ -1,50 +1,22 @@
 using System.Buffers.Binary;
-using VmmSharp.Kvm;
 using VmmSharp.Machine;
 using VmmSharp.Snapshot;
-using VmmSharp.State;
 using VmmSharp.Tests.Support;
-using VmmSharp.Vm;
 
 namespace VmmSharp.Tests.Snapshot;
 
 /// <summary>Every kind of bad snapshot gives one clear error naming the value, and leaves nothing running.</summary>
 public sealed class BadSnapshotTests : IDisposable
 {
-    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(60);
-    private static readonly Lazy<(byte[] State, string Memory)> Good = new(Take);
     private readonly string _dir = Directory.CreateTempSubdirectory("vmmsharp-bad-").FullName;
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
-
-    /// <summary>One good snapshot of a running guest, shared by the tests (each changes a copy).</summary>
-    private static (byte[] State, string Memory) Take()
-    {
-        string dir = Directory.CreateTempSubdirectory("vmmsharp-good-").FullName;
-        string kernel = Path.Combine(dir, "k");
-        File.WriteAllBytes(kernel, SnapshotGuests.XorshiftCounter(1UL << 40));
-        using var console = new CapturedConsole();
-        using var machine = new PcMachine(new MachineOptions(kernel) { MemorySize = 16 << 20, Console = console.Console });
-        Task<MachineResult> run = Task.Factory.StartNew(machine.Run, TaskCreationOptions.LongRunning);
-        Assert.True(SpinWait.SpinUntil(() => console.Text.Contains('.', StringComparison.Ordinal), Bound));
-        machine.Pause();
-        machine.CreateSnapshot(Path.Combine(dir, "state"), Path.Combine(dir, "mem"));
-        machine.RequestStop(0, "done");
-        Assert.True(run.Wait(Bound));
-        return (File.ReadAllBytes(Path.Combine(dir, "state")), Path.Combine(dir, "mem"));
-    }
 
     private string Write(byte[] state)
     {
         string path = Path.Combine(_dir, "state");
         File.WriteAllBytes(path, state);
         return path;
-    }
-
-    private static byte[] WithChecksum(byte[] state)
-    {
-        BinaryPrimitives.WriteUInt64LittleEndian(state.AsSpan(state.Length - 8), System.IO.Hashing.Crc64.HashToUInt64(state.AsSpan(0, state.Length - 8)));
-        return state;
     }
 
     private static SnapshotFormatException RestoreFails(string state, string memory)
@@ -56,9 +28,9 @@ public sealed class BadSnapshotTests : IDisposable
     public void ATruncatedStateFileIsNamedTruncated()
     {
         KvmRequirement.Ensure();
-        byte[] state = Good.Value.State;
+        byte[] state = BadSnapshots.Good.State;
         string path = Write(state[..(state.Length / 2)]);
-        SnapshotFormatException e = RestoreFails(path, Good.Value.Memory);
+        SnapshotFormatException e = RestoreFails(path, BadSnapshots.Good.Memory);
         Assert.Contains($"truncated: {state.Length / 2} of its {state.Length} bytes", e.Message, StringComparison.Ordinal);
         Assert.Contains(path, e.Message, StringComparison.Ordinal);
     }
@@ -67,9 +39,9 @@ public sealed class BadSnapshotTests : IDisposable
     public void AFlippedByteFailsTheChecksum()
     {
         KvmRequirement.Ensure();
-        byte[] state = (byte[])Good.Value.State.Clone();
+        byte[] state = (byte[])BadSnapshots.Good.State.Clone();
         state[state.Length / 2] ^= 0x40;
-        SnapshotFormatException e = RestoreFails(Write(state), Good.Value.Memory);
+        SnapshotFormatException e = RestoreFails(Write(state), BadSnapshots.Good.Memory);
         Assert.Contains("is corrupt: CRC64", e.Message, StringComparison.Ordinal);
     }
 
@@ -77,9 +49,9 @@ public sealed class BadSnapshotTests : IDisposable
     public void AnUnknownFormatVersionIsNamed()
     {
         KvmRequirement.Ensure();
-        byte[] state = (byte[])Good.Value.State.Clone();
+        byte[] state = (byte[])BadSnapshots.Good.State.Clone();
         BinaryPrimitives.WriteUInt16LittleEndian(state.AsSpan(8), 7);
-        SnapshotFormatException e = RestoreFails(Write(WithChecksum(state)), Good.Value.Memory);
+        SnapshotFormatException e = RestoreFails(Write(BadSnapshots.WithChecksum(state)), BadSnapshots.Good.Memory);
         Assert.Contains("format version 7; this build reads version 1", e.Message, StringComparison.Ordinal);
     }
 
@@ -87,7 +59,7 @@ public sealed class BadSnapshotTests : IDisposable
     public void AFileThatIsNoSnapshotIsNamedByItsMagic()
     {
         KvmRequirement.Ensure();
-        SnapshotFormatException e = RestoreFails(Write("#!/bin/sh\necho not a snapshot at all\n"u8.ToArray()), Good.Value.Memory);
+        SnapshotFormatException e = RestoreFails(Write("#!/bin/sh\necho not a snapshot at all\n"u8.ToArray()), BadSnapshots.Good.Memory);
         Assert.Contains("is not a VmmSharp snapshot (magic 2321", e.Message, StringComparison.Ordinal);
     }
 
@@ -95,13 +67,13 @@ public sealed class BadSnapshotTests : IDisposable
     public void AnUnknownSectionVersionIsNamed()
     {
         KvmRequirement.Ensure();
-        SnapshotFile good = SnapshotFile.Parse(Good.Value.State);
+        SnapshotFile good = SnapshotFile.Parse(BadSnapshots.Good.State);
         var file = new SnapshotFile(good.WriterVersion);
         foreach (SnapshotFile.Section s in good.Sections)
         {
             file.Add(s.Name, s.Name == "kvm" ? (ushort)9 : s.Version, s.Data);
         }
-        SnapshotFormatException e = RestoreFails(Write(file.ToBytes()), Good.Value.Memory);
+        SnapshotFormatException e = RestoreFails(Write(file.ToBytes()), BadSnapshots.Good.Memory);
         Assert.Contains("kvm: state version 9 is unknown", e.Message, StringComparison.Ordinal);
     }
 
@@ -110,12 +82,12 @@ public sealed class BadSnapshotTests : IDisposable
     {
         KvmRequirement.Ensure();
         string memory = Path.Combine(_dir, "mem");
-        File.Copy(Good.Value.Memory, memory);
+        File.Copy(BadSnapshots.Good.Memory, memory);
         using (var f = new FileStream(memory, FileMode.Open))
         {
             f.SetLength(8 << 20);
         }
-        SnapshotFormatException e = RestoreFails(Write(Good.Value.State), memory);
+        SnapshotFormatException e = RestoreFails(Write(BadSnapshots.Good.State), memory);
         Assert.Contains($"memory file '{memory}' is {8 << 20} bytes, but snapshot", e.Message, StringComparison.Ordinal);
         Assert.Contains($"{16 << 20} bytes of memory", e.Message, StringComparison.Ordinal);
     }
@@ -125,7 +97,7 @@ public sealed class BadSnapshotTests : IDisposable
     {
         KvmRequirement.Ensure();
         string memory = Path.Combine(_dir, "nothing-here");
-        SnapshotFormatException e = RestoreFails(Write(Good.Value.State), memory);
+        SnapshotFormatException e = RestoreFails(Write(BadSnapshots.Good.State), memory);
         Assert.Contains($"memory file '{memory}' does not exist", e.Message, StringComparison.Ordinal);
     }
 
@@ -134,45 +106,18 @@ public sealed class BadSnapshotTests : IDisposable
     {
         KvmRequirement.Ensure();
         // Give the saved guest a CPUID bit no host offers: leaf 7.0 EDX bit 1 is reserved.
-        SnapshotFile good = SnapshotFile.Parse(Good.Value.State);
+        SnapshotFile good = SnapshotFile.Parse(BadSnapshots.Good.State);
         var file = new SnapshotFile(good.WriterVersion);
         foreach (SnapshotFile.Section s in good.Sections)
         {
-            file.Add(s.Name, s.Version, s.Name == "kvm" ? WithReservedCpuidBit(s.Data) : s.Data);
+            file.Add(s.Name, s.Version, s.Name == "kvm" ? BadSnapshots.WithReservedCpuidBit(s.Data) : s.Data);
         }
         string state = Write(file.ToBytes());
         _ = PcMachine.HostVirtualization; // warm up what the first machine opens once per process
         int before = OpenDescriptors();
-        SnapshotFormatException e = RestoreFails(state, Good.Value.Memory);
+        SnapshotFormatException e = RestoreFails(state, BadSnapshots.Good.Memory);
         Assert.Contains("CPUID features this host lacks: leaf 0x7.0 EDX bits 0x2", e.Message, StringComparison.Ordinal);
         Assert.Equal(before, OpenDescriptors()); // the VM, its vCPUs and the memory file's mapping were all released
-    }
-
-    /// <summary>The KVM section with vCPU 0's leaf 7.0 EDX bit 1 set (reserved: no CPU has it).</summary>
-    private static byte[] WithReservedCpuidBit(byte[] kvm)
-    {
-        var reader = new StateReader(kvm, "kvm");
-        var vmState = new VmSavedState();
-        reader.ReadSection(vmState, "vm");
-        int count = reader.ReadInt32("count");
-        var vcpus = new VcpuSavedState[count];
-        for (int i = 0; i < count; i++)
-        {
-            vcpus[i] = new VcpuSavedState();
-            reader.ReadSection(vcpus[i], "vcpu");
-        }
-        KvmCpuidEntry[] cpuid = vcpus[0].Cpuid;
-        int leaf7 = Array.FindIndex(cpuid, c => c.Function == 7 && c.Index == 0);
-        Assert.True(leaf7 >= 0, "the guest has no CPUID leaf 7");
-        cpuid[leaf7].Edx |= 0x2;
-        var writer = new StateWriter();
-        writer.WriteSection(vmState);
-        writer.WriteInt32(count);
-        foreach (VcpuSavedState v in vcpus)
-        {
-            writer.WriteSection(v);
-        }
-        return writer.WrittenSpan.ToArray();
     }
 
     [Fact]
@@ -182,7 +127,7 @@ public sealed class BadSnapshotTests : IDisposable
         // Section count 1 with nothing after it: the count is inside, the section is not.
         int countAt = state.Length - 8 - 4;
         BinaryPrimitives.WriteInt32LittleEndian(state.AsSpan(countAt), 1);
-        SnapshotFormatException e = Assert.Throws<SnapshotFormatException>(() => SnapshotFile.Parse(WithChecksum(state), "s"));
+        SnapshotFormatException e = Assert.Throws<SnapshotFormatException>(() => SnapshotFile.Parse(BadSnapshots.WithChecksum(state), "s"));
         Assert.Contains("state ends before section 0 name", e.Message, StringComparison.Ordinal);
     }
 
@@ -192,7 +137,7 @@ public sealed class BadSnapshotTests : IDisposable
         // Found by the snapshot-file fuzz target: a parsed file must write back the bytes it was read from.
         byte[] state = new SnapshotFile("test").ToBytes();
         BinaryPrimitives.WriteUInt16LittleEndian(state.AsSpan(10), 0x7f);
-        SnapshotFormatException e = Assert.Throws<SnapshotFormatException>(() => SnapshotFile.Parse(WithChecksum(state), "s"));
+        SnapshotFormatException e = Assert.Throws<SnapshotFormatException>(() => SnapshotFile.Parse(BadSnapshots.WithChecksum(state), "s"));
         Assert.Contains("0x007f in its reserved header field", e.Message, StringComparison.Ordinal);
     }
 }

@@ -1,7 +1,9 @@
 using System.Diagnostics;
+using System.Net.Sockets;
 using VmmSharp.Kvm;
 using VmmSharp.Machine;
 using VmmSharp.Snapshot;
+using VmmSharp.Tests.Guests;
 using VmmSharp.Tests.Support;
 using VmmSharp.Vm;
 
@@ -207,5 +209,131 @@ public sealed class SnapshotMachineTests : IDisposable
         Assert.Contains(0x500000L, pages);
         Assert.DoesNotContain(0x401000L, pages);
         Assert.True(pages.Length <= 6, $"the diff holds {pages.Length} pages: {string.Join(", ", pages.Select(p => $"0x{p:x}"))}");
+    }
+
+    [Fact]
+    public void ADiffSnapshotHoldsThePagesTheHostWroteIntoGuestMemory()
+    {
+        KvmRequirement.Ensure();
+        using var console = new CapturedConsole();
+        using var machine = new PcMachine(Options(console) with { TrackDirtyPages = true, Deadline = null });
+        Task<MachineResult> run = RunUntil(machine, console, 1);
+        machine.Pause();
+        machine.CreateSnapshot(PathOf("state"), PathOf("full"));
+        // What device models do between two snapshots (used rings, DMA): host writes, which KVM's dirty log does not see.
+        byte[] pattern = new byte[4096];
+        Random.Shared.NextBytes(pattern);
+        machine.Vm.Memory.Write(0x600000, pattern);
+        Assert.True(machine.Vm.Memory.TryWrite(0x700ff0, "a used ring entry"u8));
+        SnapshotResult diff = machine.CreateSnapshot(PathOf("state2"), PathOf("diff"), SnapshotKind.Diff);
+        machine.RequestStop(0, "done");
+        Assert.True(run.Wait(Bound));
+
+        long[] pages = Pages(PathOf("diff"));
+        Assert.Contains(0x600000L, pages);
+        Assert.Contains(0x700000L, pages);
+        Assert.Contains(0x701000L, pages); // the write crossed into the next page
+        Assert.True(pages.Length <= 8, $"the diff holds {pages.Length} pages ({diff.MemoryBytesWritten} bytes)");
+        MemoryFile.ApplyDiff(PathOf("diff"), PathOf("full"));
+        using FileStream full = File.OpenRead(PathOf("full"));
+        byte[] back = new byte[4096];
+        full.Position = 0x600000;
+        full.ReadExactly(back);
+        Assert.Equal(pattern, back);
+    }
+
+    [Fact]
+    public void FullPlusDiffIsTheMemoryOfTheSecondSnapshotWithTheVirtioBlkUsedRing()
+    {
+        KvmRequirement.Ensure();
+        string disk = PathOf("disk");
+        File.WriteAllBytes(disk, new byte[8192 * 512]);
+        using var console = new CapturedConsole();
+        using var machine = new PcMachine(new MachineOptions(TestGuests.VirtioKernel)
+        {
+            CommandLine = "blk",
+            MemorySize = 64UL << 20,
+            Disks = [new DiskOptions(disk)],
+            Console = console.Console,
+            TrackDirtyPages = true,
+        });
+        Task<MachineResult> run = Task.Factory.StartNew(machine.Run, TaskCreationOptions.LongRunning);
+        try
+        {
+            // The full snapshot once the queue is set up (GET_ID answered), the diff once the disk is written and flushed
+            // (the read-back still to come): between them the device wrote a used-ring entry per request, in a page the
+            // guest only reads (tests/guests/virtio/virtq.c).
+            WaitForLine(console, run, "BLK 0 id ");
+            machine.Pause();
+            machine.CreateSnapshot(PathOf("s1"), PathOf("full"));
+            machine.Resume();
+            WaitForLine(console, run, "BLK 0 flush ");
+            machine.Pause();
+            Assert.DoesNotContain("FAIL", console.Text, StringComparison.Ordinal);
+            machine.CreateSnapshot(PathOf("s2"), PathOf("diff"), SnapshotKind.Diff);
+            MemoryFile.ApplyDiff(PathOf("diff"), PathOf("full"));
+
+            // Every page of the folded file is the paused guest's memory.
+            using FileStream full = File.OpenRead(PathOf("full"));
+            byte[] page = new byte[4096];
+            long offset = 0;
+            var stale = new List<ulong>();
+            foreach (VmmSharp.Memory.GuestRegion region in machine.Vm.Memory.Regions)
+            {
+                for (ulong at = 0; at < region.Size; at += 4096, offset += 4096)
+                {
+                    full.Position = offset;
+                    full.ReadExactly(page);
+                    if (!page.AsSpan().SequenceEqual(region.HostSpan(at, 4096)))
+                    {
+                        stale.Add(region.GuestAddress + at);
+                    }
+                }
+            }
+            Assert.True(stale.Count == 0, $"{stale.Count} pages of full + diff differ from the guest's memory: {string.Join(", ", stale.Take(10).Select(a => $"0x{a:x}"))}");
+        }
+        finally
+        {
+            machine.RequestStop(0, "done");
+            Assert.True(run.Wait(Bound));
+        }
+    }
+
+    [Fact]
+    public void ASnapshotOfAMachineWithVsockRestoresItsVsockDevice()
+    {
+        KvmRequirement.Ensure();
+        string socket = PathOf("vm.vsock");
+        using (var console = new CapturedConsole())
+        using (var machine = new PcMachine(Options(console) with { Vsock = new VsockOptions(7, socket) }))
+        {
+            Task<MachineResult> run = RunUntil(machine, console, 1);
+            machine.Pause();
+            machine.CreateSnapshot(PathOf("state"), PathOf("mem"));
+            machine.RequestStop(0, "snapshot taken");
+            Assert.True(run.Wait(Bound));
+        }
+        Assert.False(File.Exists(socket));
+
+        using var console2 = new CapturedConsole();
+        using PcMachine restored = PcMachine.Restore(PathOf("state"), PathOf("mem"), o => o with { Console = console2.Console, Deadline = Bound });
+        Assert.Equal(new VsockOptions(7, socket), restored.Options.Vsock);
+        using (var client = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
+        {
+            client.Connect(new UnixDomainSocketEndPoint(socket)); // the device is back, listening for host programs
+        }
+        MachineResult result = restored.Run();
+        Assert.True(result.Outcome == MachineOutcome.DebugExit, result.Reason);
+        Assert.Matches("[0-9a-f]{16}\n$", console2.Text);
+    }
+
+    private static long[] Pages(string memoryFile)
+        => [.. MemoryFile.DataExtents(memoryFile).SelectMany(e => Enumerable.Range(0, (int)(e.Length / 4096)).Select(i => e.Offset + (i * 4096L)))];
+
+    private static void WaitForLine(CapturedConsole console, Task<MachineResult> run, string start)
+    {
+        Assert.True(SpinWait.SpinUntil(() => console.Text.Contains(start, StringComparison.Ordinal) || run.IsCompleted, Bound),
+            $"no '{start}' within {Bound.TotalSeconds} s: {console.Text}");
+        Assert.False(run.IsCompleted, $"the guest ended before '{start}': {console.Text}");
     }
 }

@@ -154,6 +154,46 @@ public class ApiMachineTests
         }
     }
 
+    [Fact]
+    public void MetricsLinesAreWrittenEveryIntervalWithoutAFlush()
+    {
+        KvmRequirement.Ensure();
+        string kernel = ApiTestGuests.Keyboard();
+        string metrics = Path.Combine(Path.GetTempPath(), $"vmmsharp-metrics-{Guid.NewGuid():N}.json");
+        try
+        {
+            using VmmApiProcess vmm = VmmApiProcess.Start("--timeout", "120", "--metrics-path", metrics, "--metrics-interval", "0.2");
+            AssertNoContent(vmm.Client.Put("/boot-source", $$"""{"kernel_image_path": {{Quoted(kernel)}}}"""));
+            AssertNoContent(vmm.Client.Put("/actions", """{"action_type": "InstanceStart"}"""));
+            vmm.WaitForOutput(ApiTestGuests.ReadyLine, GuestTimeout);
+
+            // No FlushMetrics: the lines come by themselves, about a period apart, and follow the running guest.
+            var clock = Stopwatch.StartNew();
+            JsonElement[] running = [];
+            while (running.Length < 5 && clock.Elapsed < GuestTimeout)
+            {
+                Thread.Sleep(100);
+                running = [.. File.ReadAllLines(metrics).Select(l => JsonDocument.Parse(l).RootElement)
+                    .Where(e => e.GetProperty("vmm").GetProperty("state").GetString() == "Running")];
+            }
+            Assert.True(running.Length >= 5, $"{running.Length} metrics lines of the running guest in {clock.Elapsed.TotalSeconds:0} s");
+            long[] stamps = [.. running.Select(e => e.GetProperty("utc_timestamp_ms").GetInt64())];
+            long[] gaps = [.. stamps.Zip(stamps.Skip(1), (a, b) => b - a).Order()];
+            Assert.True(gaps[gaps.Length / 2] is >= 150 and <= 2000, $"lines {string.Join(", ", gaps)} ms apart"); // the median: one late timer tick may come close after another
+            long[] exits = [.. running.Select(e => e.GetProperty("vcpu").GetProperty("exits_total").GetInt64())];
+            Assert.True(exits[^1] > exits[0], $"the polling guest's exits did not grow: {string.Join(", ", exits)}");
+            Assert.Equal(0, running[^1].GetProperty("metrics").GetProperty("lines_dropped").GetInt64());
+
+            AssertNoContent(vmm.Client.Put("/actions", """{"action_type": "SendCtrlAltDel"}"""));
+            Assert.Equal(ApiTestGuests.CtrlAltDelStatus, vmm.WaitForExit(GuestTimeout));
+        }
+        finally
+        {
+            File.Delete(kernel);
+            File.Delete(metrics);
+        }
+    }
+
     private static long Flush(VmmApiProcess vmm, string metrics)
     {
         AssertNoContent(vmm.Client.Put("/actions", """{"action_type": "FlushMetrics"}"""));

@@ -1,5 +1,7 @@
 using System.Diagnostics;
+using System.Text.Json;
 using VmmSharp.Tests.Guests;
+using VmmSharp.Tests.Snapshot;
 using VmmSharp.Tests.Support;
 
 namespace VmmSharp.Tests.Cli.Api;
@@ -23,6 +25,47 @@ public class CurlRecipeTests
         Assert.Equal("", Curl(vmm.SocketPath, "PUT", "/actions", """{"action_type": "InstanceStart"}""", 204));
         Assert.Equal(1, vmm.WaitForExit(TimeSpan.FromSeconds(60)));
         Assert.Equal("VMM-MARKER", vmm.Stdout.Trim());
+    }
+
+    [Fact]
+    public void CurlPausesSnapshotsAndRestoresAComputingGuestInANewProcess()
+    {
+        KvmRequirement.Ensure();
+        if (!File.Exists("/usr/bin/curl"))
+        {
+            Assert.Skip("curl is not installed (apt-get install curl; .ci/run installs it)");
+        }
+        const ulong iterations = 1UL << 28;
+        Task<ulong> expected = Task.Run(() => SnapshotGuests.Xorshift(SnapshotGuests.Seed, iterations));
+        string dir = Directory.CreateTempSubdirectory("vmmsharp-curl-snap-").FullName;
+        try
+        {
+            string kernel = Path.Combine(dir, "xorshift"), state = Path.Combine(dir, "state"), memory = Path.Combine(dir, "mem");
+            File.WriteAllBytes(kernel, SnapshotGuests.XorshiftCounter(iterations));
+            using (VmmApiProcess first = VmmApiProcess.Start("--timeout", "100"))
+            {
+                Curl(first.SocketPath, "PUT", "/boot-source", $$"""{"kernel_image_path": {{JsonSerializer.Serialize(kernel)}}}""", 204);
+                Curl(first.SocketPath, "PUT", "/machine-config", """{"vcpu_count": 1, "mem_size_mib": 32}""", 204);
+                Curl(first.SocketPath, "PUT", "/actions", """{"action_type": "InstanceStart"}""", 204);
+                Thread.Sleep(300);
+                Curl(first.SocketPath, "PATCH", "/vm", """{"state": "Paused"}""", 204);
+                Curl(first.SocketPath, "PUT", "/snapshot/create", $$"""{"snapshot_type": "Full", "snapshot_path": {{JsonSerializer.Serialize(state)}}, "mem_file_path": {{JsonSerializer.Serialize(memory)}}}""", 204);
+            } // killed
+            ulong left = BadSnapshots.Vcpus(File.ReadAllBytes(state))[0].Regs.Rcx;
+            Assert.True(left is > 0 and < iterations, $"the guest was not mid-computation at the snapshot: RCX {left:x}");
+
+            using VmmApiProcess second = VmmApiProcess.Start("--timeout", "100");
+            Curl(second.SocketPath, "PUT", "/snapshot/load", $$"""{"snapshot_path": {{JsonSerializer.Serialize(state)}}, "mem_backend": {"backend_type": "File", "backend_path": {{JsonSerializer.Serialize(memory)}}}, "resume_vm": true}""", 204);
+            Assert.Equal(1, second.WaitForExit(TimeSpan.FromSeconds(100)));
+            string output = second.Stdout.Trim();
+            Assert.Equal($"{expected.Result:x16}", output.TrimStart('.'));
+            // The restored run printed the dots of the rounds still to do (RCX = left down to 1: a dot at each multiple of 2^24), no more.
+            Assert.Equal((int)(left >> 24), output.Count(c => c == '.'));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
     }
 
     /// <summary>Runs curl; asserts the status code; returns the body.</summary>

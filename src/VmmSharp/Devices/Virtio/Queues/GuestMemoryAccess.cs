@@ -30,6 +30,10 @@ internal static class GuestMemoryAccess
         }
         int n = (int)Math.Min(Math.Min(remaining, region.End - address), int.MaxValue);
         span = memory.GetSpan(address, n);
+        if (forWrite)
+        {
+            GuestMemory.MarkHostWrite(region, address, (ulong)n); // the caller writes the span: a diff snapshot must hold it
+        }
         address += (ulong)n;
         remaining -= (ulong)n;
         return true;

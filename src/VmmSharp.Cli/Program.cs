@@ -253,8 +253,8 @@ recall.Options.Add(recallsOption);
 recall.SetAction(r => Guarded(() => RecallBench.Run(r.GetValue(recallsOption))));
 bench.Subcommands.Add(recall);
 
-var emulatedOption = new Option<int>("--instructions") { Description = "Emulated instructions per round", DefaultValueFactory = _ => 5000 };
-var fallbackRounds = new Option<int>("--rounds") { Description = "Rounds per instruction (the median is reported)", DefaultValueFactory = _ => 5 };
+var emulatedOption = OptionValues.Count("--instructions", "Emulated instructions per round", 5000, 1, 1_000_000);
+var fallbackRounds = OptionValues.Count("--rounds", "Rounds per instruction and per baseline, alternating (the median is reported)", 5, 1, 1000);
 var fallbackBench = new Command("fallback", "Cost of an instruction the emulation fallback finishes (int3, cmpxchg16b) at CPL0");
 fallbackBench.Options.Add(emulatedOption);
 fallbackBench.Options.Add(fallbackRounds);

@@ -467,6 +467,22 @@ $");
         Assert.All(Numbers(last), v => Assert.True(v > 0, last.Value));
     }
 
+    [Fact]
+    public void FallbackBenchReportsTotalBaselineAndNetAndAllocatesNothingPerInstruction()
+    {
+        KvmRequirement.Ensure();
+        Outcome o = Vmm("", "bench", "fallback", "--instructions", "300", "--rounds", "1");
+        Assert.True(o.Status == 0, o.Stderr + o.Stdout);
+        foreach (string name in new[] { "int3", "cmpxchg16b" })
+        {
+            Match line = Regex.Match(o.Stdout, $@"  {name} +total +([0-9.]+) us +baseline +([0-9.]+) us \([^)]*\) +net +(-?[0-9.]+) us .* allocated ([0-9]+) B");
+            Assert.True(line.Success, o.Stdout);
+            // The exit path allocates nothing: the fallback's handler and the dispatcher, per emulated instruction.
+            Assert.Equal("0", line.Groups[4].Value);
+        }
+        Assert.Matches(@"\nfallback: int3 -?[0-9.]+ us, cmpxchg16b -?[0-9.]+ us per emulated instruction \(net of the baseline loop\)\n$", o.Stdout);
+    }
+
     [Theory]
     [InlineData("blk --requests 10", "--requests '10': give a whole number from 256 to")]
     [InlineData("net --frames 0", "--frames '0': give a whole number from 256 to")]
@@ -474,6 +490,7 @@ $");
     [InlineData("exits --exits 0", "--exits '0': give a whole number from 1 to")]
     [InlineData("exits --rounds -5", "--rounds '-5': give a whole number from 1 to")]
     [InlineData("recall --recalls 0", "--recalls '0': give a whole number from 1 to")]
+    [InlineData("fallback --instructions 0", "--instructions '0': give a whole number from 1 to")]
     public void BadBenchInputGetsOneClearLineAndStartsNothing(string arguments, string expected)
     {
         Outcome o = Vmm("", ["bench", .. arguments.Split(' ')]);

@@ -13,7 +13,7 @@ public class CompareExchange16Tests
     [Fact]
     public void AMatchStoresRcxRbxAndSetsZf()
     {
-        using var guest = FallbackGuest.Create(GuestMode.Long64, true, a =>
+        using var guest = FallbackGuest.Create(GuestMode.Long64, GuestPaging.FourLevel, a =>
         {
             a.mov(rsi, Target);
             a.mov(rax, 0x1111UL);
@@ -37,7 +37,7 @@ public class CompareExchange16Tests
     [Fact]
     public void AMismatchLoadsTheValueIntoRdxRaxAndClearsZf()
     {
-        using var guest = FallbackGuest.Create(GuestMode.Long64, true, a =>
+        using var guest = FallbackGuest.Create(GuestMode.Long64, GuestPaging.FourLevel, a =>
         {
             a.mov(rsi, Target);
             a.xor(eax, eax);
@@ -62,7 +62,7 @@ public class CompareExchange16Tests
     [Fact]
     public void AMisalignedOperandRaisesGeneralProtection()
     {
-        using var guest = FallbackGuest.Create(GuestMode.Long64, true, a =>
+        using var guest = FallbackGuest.Create(GuestMode.Long64, GuestPaging.FourLevel, a =>
         {
             a.mov(rsi, Target + 8);
             a.cmpxchg16b(__xmmword_ptr[rsi]);
@@ -79,7 +79,7 @@ public class CompareExchange16Tests
     public void AnOperandOnAnUnmappedPageRaisesAPageFaultForAWrite()
     {
         const ulong unmapped = 0x2000_0000;
-        using var guest = FallbackGuest.Create(GuestMode.Long64, true, a =>
+        using var guest = FallbackGuest.Create(GuestMode.Long64, GuestPaging.FourLevel, a =>
         {
             a.mov(rsi, unmapped + 0x40);
             a.cmpxchg16b(__xmmword_ptr[rsi]);
@@ -97,7 +97,7 @@ public class CompareExchange16Tests
     public void TwoVcpusIncrementingOneCounterLoseNoUpdate()
     {
         const int perVcpu = 300;
-        using var guest = FallbackGuest.Create(GuestMode.Long64, true, a =>
+        using var guest = FallbackGuest.Create(GuestMode.Long64, GuestPaging.FourLevel, a =>
         {
             // A 128-bit counter whose high half is always the low half's complement, so a torn update shows.
             Label next = a.CreateLabel(), retry = a.CreateLabel();

@@ -11,7 +11,7 @@ namespace VmmSharp.Tests.Emulation;
 
 /// <summary>
 /// A tiny CPL0 guest with the emulation fallback on its InternalError portal, exception handlers in its IDT that record
-/// what the CPU pushed and stop the vCPU, optional paging for the 32-bit guests (PAE), and an MMIO device at <see cref="MmioBase"/>.
+/// what the CPU pushed and stop the vCPU, optional paging for the 32-bit guests (two-level or PAE), and an MMIO device at <see cref="MmioBase"/>.
 /// </summary>
 internal sealed class FallbackGuest : IDisposable
 {
@@ -47,26 +47,34 @@ internal sealed class FallbackGuest : IDisposable
 
     public VmmSharp.Memory.GuestMemory Memory => Run.Vm.Memory;
 
-    /// <summary>The modes the instruction tests run in: 64-bit (paging on), 32-bit with paging off, 32-bit with paging on.</summary>
-    public static TheoryData<GuestMode, bool> Modes => new()
+    /// <summary>
+    /// The modes the instruction tests run in: 64-bit (4-level paging), 32-bit with paging off, 32-bit with two-level
+    /// (non-PAE) paging, 32-bit with PAE paging.
+    /// </summary>
+    public static TheoryData<GuestMode, GuestPaging> Modes => new()
     {
-        { GuestMode.Long64, true },
-        { GuestMode.Protected32, false },
-        { GuestMode.Protected32, true },
+        { GuestMode.Long64, GuestPaging.FourLevel },
+        { GuestMode.Protected32, GuestPaging.Off },
+        { GuestMode.Protected32, GuestPaging.TwoLevel },
+        { GuestMode.Protected32, GuestPaging.Pae },
     };
 
-    public static FallbackGuest Create(GuestMode mode, bool paging, Action<Assembler> program, int vcpus = 1,
+    public static FallbackGuest Create(GuestMode mode, GuestPaging paging, Action<Assembler> program, int vcpus = 1,
         bool xsave = false, Mtd extraStartupMtd = Mtd.None, Action<VcpuState>? startup = null, Action? floatingPointError = null)
     {
-        bool sse = mode == GuestMode.Protected32;
-        bool paging32 = mode == GuestMode.Protected32 && paging;
-        if (paging32 && !Paging32Runs.Value)
+        if ((mode == GuestMode.Long64) != (paging == GuestPaging.FourLevel) || mode is not (GuestMode.Long64 or GuestMode.Protected32))
         {
-            Assert.Skip("this host's KVM raises #GP when a 32-bit guest sets CR0.PG with PAE (measured by a probe guest), so 32-bit guests with paging on cannot run here");
+            throw new ArgumentException($"a {mode} fallback guest cannot have {paging} paging", nameof(paging));
+        }
+        bool sse = mode == GuestMode.Protected32;
+        bool paging32 = paging is GuestPaging.TwoLevel or GuestPaging.Pae;
+        if (paging32 && Paging32Refused[paging].Value is { } refused)
+        {
+            KvmRequirement.SkipHostLimitation($"this host's KVM cannot run a 32-bit guest with paging on: {refused}; the 64-bit variant of this test, with 4-level paging, runs here");
         }
         Action<Assembler> code = !paging32 ? program : a =>
         {
-            EnablePaging32(a);
+            EnablePaging32(a, paging);
             program(a);
         };
         var run = GuestRun.Create(mode, code, vcpus, extraStartupMtd: extraStartupMtd, startup: s =>
@@ -89,9 +97,9 @@ internal sealed class FallbackGuest : IDisposable
             var fallback = new EmulationFallback(new GuestPhysicalSpace(run.Vm.Memory, mmio)) { FloatingPointError = floatingPointError };
             var guest = new FallbackGuest(run, fallback, mmio, device);
             guest.InstallHandlers(mode);
-            if (mode == GuestMode.Protected32 && paging)
+            if (paging32)
             {
-                guest.MapFirst4MiB();
+                guest.MapFirst4MiBAndMmio(paging);
             }
             foreach (VcpuDispatcher vcpu in run.Vm.Vcpus)
             {
@@ -141,9 +149,6 @@ internal sealed class FallbackGuest : IDisposable
         Memory.Write(TinyGuestLayout.Pml4 + 0x2000 + ((linear >> 21) * 8), 0UL);
     }
 
-    /// <summary>Unmaps the 4 KiB page at <paramref name="linear"/> (below 4 MiB) in the 32-bit guests' PAE tables.</summary>
-    public void Unmap32(ulong linear) => Memory.Write(PageDirectory32 + 0x2000 + ((linear >> 12) * 8), 0UL);
-
     public void Dispose() => Run.Dispose();
 
     /// <summary>The address of instruction number <paramref name="index"/> in the assembled code.</summary>
@@ -172,24 +177,72 @@ internal sealed class FallbackGuest : IDisposable
         throw new InvalidOperationException($"no {mnemonic} in the guest");
     }
 
-    /// <summary>Whether a 32-bit guest can turn PAE paging on here: a probe guest tries.</summary>
-    private static readonly Lazy<bool> Paging32Runs = new(() =>
+    /// <summary>
+    /// For each kind of 32-bit paging, why a 32-bit guest cannot turn it on here, as a probe guest measures it (null: it
+    /// can): the probe loads CR3 and CR4 and sets CR0.PG, then reads memory through the new tables.
+    /// </summary>
+    private static readonly Dictionary<GuestPaging, Lazy<string?>> Paging32Refused = new()
     {
-        using var probe = Create(GuestMode.Protected32, paging: false, a =>
-        {
-            EnablePaging32(a);
-            a.ExitWith(0);
-        });
-        probe.MapFirst4MiB();
-        return probe.Run.Run().Status == 0;
-    });
+        [GuestPaging.TwoLevel] = new(() => ProbePaging32(GuestPaging.TwoLevel)),
+        [GuestPaging.Pae] = new(() => ProbePaging32(GuestPaging.Pae)),
+    };
 
-    private static void EnablePaging32(Assembler a)
+    private static string? ProbePaging32(GuestPaging paging)
+    {
+        const int marker = 0x5a5a_0f0f;
+        using var probe = Create(GuestMode.Protected32, GuestPaging.Off, a =>
+        {
+            EnablePaging32(a, paging);
+            a.mov(eax, __dword_ptr[(int)Record + 0x100]); // through the new tables
+            a.@out(0xf4, eax);
+            a.hlt();
+        });
+        probe.MapFirst4MiBAndMmio(paging);
+        probe.Memory.Write(Record + 0x100, (uint)marker);
+        VcpuRunResult result = probe.Run.Run();
+        string tables = paging == GuestPaging.Pae ? "PAE tables (CR4.PAE)" : "two-level tables (CR4.PAE clear)";
+        if (result.Outcome == VcpuRunOutcome.Stopped && result.Status == marker)
+        {
+            return null;
+        }
+        if (result.Outcome == VcpuRunOutcome.Stopped && result.Status is >= HandlerStatus and < HandlerStatus + 32)
+        {
+            var r = probe.Recorded();
+            ulong mov = probe.AddressOfCr0Write();
+            string at = r.Slot1 == mov ? "at its mov to CR0 that sets PG" : $"at 0x{r.Slot1:x} (the mov to CR0 is at 0x{mov:x})";
+            return $"a probe guest with {tables} took exception {r.Vector} (error code {r.Slot0 & 0xffff_ffff}) {at}";
+        }
+        return $"a probe guest with {tables} ended {result.Outcome}: {result.Reason}";
+    }
+
+    /// <summary>The address of the probe's <c>mov cr0, eax</c>.</summary>
+    private ulong AddressOfCr0Write()
+    {
+        var decoder = Iced.Intel.Decoder.Create(32, Run.Guest.Code, TinyGuest.Entry);
+        while (decoder.IP < TinyGuest.Entry + (ulong)Run.Guest.Code.Length)
+        {
+            Instruction i = decoder.Decode();
+            if (i.Mnemonic == Mnemonic.Mov && i.Op0Register == Register.CR0)
+            {
+                return i.IP;
+            }
+        }
+        return 0;
+    }
+
+    private static void EnablePaging32(Assembler a, GuestPaging paging)
     {
         a.mov(eax, (uint)PageDirectory32);
         a.mov(cr3, eax);
         a.mov(eax, cr4);
-        a.or(eax, 0x20);
+        if (paging == GuestPaging.Pae)
+        {
+            a.or(eax, 0x20);
+        }
+        else
+        {
+            a.and(eax, ~0x30); // no PAE, no PSE: 4 KiB pages through one page directory
+        }
         a.mov(cr4, eax);
         a.mov(eax, cr0);
         a.or(eax, unchecked((int)0x8000_0000));
@@ -209,15 +262,37 @@ internal sealed class FallbackGuest : IDisposable
         vcpu.Vcpu.SetCpuid(cpuid);
     }
 
-    /// <summary>PAE tables: PDPT at <see cref="PageDirectory32"/>, one page directory, two page tables of 4 KiB pages.</summary>
-    private void MapFirst4MiB()
+    /// <summary>
+    /// The 32-bit guests' tables, identity-mapping the first 4 MiB and the MMIO page with 4 KiB pages. PAE: the PDPT at
+    /// <see cref="PageDirectory32"/>, one page directory, two page tables for the 4 MiB and one for the MMIO page.
+    /// Two-level: the page directory at <see cref="PageDirectory32"/>, one page table for the 4 MiB, one for the MMIO page.
+    /// </summary>
+    private void MapFirst4MiBAndMmio(GuestPaging paging)
     {
-        Memory.Write(PageDirectory32, (PageDirectory32 + 0x1000) | 1UL);
-        Memory.Write(PageDirectory32 + 0x1000, (PageDirectory32 + 0x2000) | 3UL);
-        Memory.Write(PageDirectory32 + 0x1008, (PageDirectory32 + 0x3000) | 3UL);
-        for (ulong i = 0; i < 1024; i++)
+        const ulong present = 1, writable = 2;
+        if (paging == GuestPaging.Pae)
         {
-            Memory.Write(PageDirectory32 + 0x2000 + (i * 8), (i << 12) | 3UL);
+            ulong pd = PageDirectory32 + 0x1000, pt = PageDirectory32 + 0x2000, mmioPt = PageDirectory32 + 0x4000;
+            Memory.Write(PageDirectory32, pd | present); // PDPTEs have no writable bit
+            Memory.Write(pd, pt | present | writable);
+            Memory.Write(pd + 8, (pt + 0x1000) | present | writable);
+            Memory.Write(pd + ((MmioBase >> 21 & 511) * 8), mmioPt | present | writable);
+            for (ulong i = 0; i < 1024; i++)
+            {
+                Memory.Write(pt + (i * 8), (i << 12) | present | writable);
+            }
+            Memory.Write(mmioPt + ((MmioBase >> 12 & 511) * 8), MmioBase | present | writable);
+        }
+        else
+        {
+            ulong pt = PageDirectory32 + 0x1000, mmioPt = PageDirectory32 + 0x2000;
+            Memory.Write(PageDirectory32, (uint)(pt | present | writable));
+            Memory.Write(PageDirectory32 + ((MmioBase >> 22) * 4), (uint)(mmioPt | present | writable));
+            for (uint i = 0; i < 1024; i++)
+            {
+                Memory.Write(pt + (i * 4), (i << 12) | (uint)(present | writable));
+            }
+            Memory.Write(mmioPt + ((MmioBase >> 12 & 1023) * 4), (uint)(MmioBase | present | writable));
         }
     }
 
@@ -303,4 +378,20 @@ internal sealed class RecordingMmio : IMmioDevice
             Writes.Add((offset, data.ToArray()));
         }
     }
+}
+
+/// <summary>The paging a fallback test guest runs with.</summary>
+public enum GuestPaging
+{
+    /// <summary>Paging off (32-bit guests).</summary>
+    Off,
+
+    /// <summary>32-bit paging with two-level tables (CR4.PAE clear).</summary>
+    TwoLevel,
+
+    /// <summary>32-bit PAE paging.</summary>
+    Pae,
+
+    /// <summary>4-level paging (64-bit guests).</summary>
+    FourLevel,
 }

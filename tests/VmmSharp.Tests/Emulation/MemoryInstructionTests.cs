@@ -10,7 +10,7 @@ public class MemoryInstructionTests
 {
     [Theory]
     [MemberData(nameof(FallbackGuest.Modes), MemberType = typeof(FallbackGuest))]
-    public void MovqLoadsFromAndStoresToMmioThroughTheBus(GuestMode mode, bool paging)
+    public void MovqLoadsFromAndStoresToMmioThroughTheBus(GuestMode mode, GuestPaging paging)
     {
         const int mmio = (int)FallbackGuest.MmioBase;
         using var guest = FallbackGuest.Create(mode, paging, a =>
@@ -32,7 +32,7 @@ public class MemoryInstructionTests
     public void MovqFromAnUnmappedPageRaisesAPageFault()
     {
         const ulong unmapped = 0x2000_0000;
-        using var guest = FallbackGuest.Create(GuestMode.Long64, true, a =>
+        using var guest = FallbackGuest.Create(GuestMode.Long64, GuestPaging.FourLevel, a =>
         {
             a.mov(rsi, unmapped + 8);
             a.movq(xmm0, __qword_ptr[rsi]);
@@ -48,7 +48,7 @@ public class MemoryInstructionTests
 
     [Theory]
     [MemberData(nameof(FallbackGuest.Modes), MemberType = typeof(FallbackGuest))]
-    public void ClwbOnMappedMemoryIsANoOp(GuestMode mode, bool paging)
+    public void ClwbOnMappedMemoryIsANoOp(GuestMode mode, GuestPaging paging)
     {
         using var guest = FallbackGuest.Create(mode, paging, a =>
         {
@@ -64,7 +64,7 @@ public class MemoryInstructionTests
     public void ClwbOnAnUnmappedPageRaisesAPageFault()
     {
         const ulong unmapped = 0x2000_0000;
-        using var guest = FallbackGuest.Create(GuestMode.Long64, true, a =>
+        using var guest = FallbackGuest.Create(GuestMode.Long64, GuestPaging.FourLevel, a =>
         {
             a.mov(rsi, unmapped);
             a.clwb(__byte_ptr[rsi]);

@@ -13,7 +13,7 @@ public class PageWalkerTests
     [Fact]
     public void FourLevelWalkAgreesWithKvmTranslate()
     {
-        using var guest = FallbackGuest.Create(GuestMode.Long64, true, a => a.ExitWith(0));
+        using var guest = FallbackGuest.Create(GuestMode.Long64, GuestPaging.FourLevel, a => a.ExitWith(0));
         // One 2 MiB page split into 4 KiB pages, every other one present.
         const ulong split = 0x2000_0000, table = 0x90000;
         for (ulong i = 0; i < 512; i++)

@@ -9,7 +9,7 @@ public class SoftwareInterruptTests
 {
     [Theory]
     [MemberData(nameof(FallbackGuest.Modes), MemberType = typeof(FallbackGuest))]
-    public void Int3DeliversBreakpointWithRipAfterTheInstruction(GuestMode mode, bool paging)
+    public void Int3DeliversBreakpointWithRipAfterTheInstruction(GuestMode mode, GuestPaging paging)
     {
         using var guest = FallbackGuest.Create(mode, paging, a =>
         {
@@ -26,7 +26,7 @@ public class SoftwareInterruptTests
 
     [Theory]
     [MemberData(nameof(FallbackGuest.Modes), MemberType = typeof(FallbackGuest))]
-    public void IntNDeliversThatVectorWithRipAfterTheInstruction(GuestMode mode, bool paging)
+    public void IntNDeliversThatVectorWithRipAfterTheInstruction(GuestMode mode, GuestPaging paging)
     {
         using var guest = FallbackGuest.Create(mode, paging, a =>
         {
@@ -44,7 +44,7 @@ public class SoftwareInterruptTests
     public void IntNWithAnExceptionVectorPushesNoErrorCode()
     {
         // int 0x0d is a software interrupt through gate 13: no error code, unlike a real #GP.
-        using var guest = FallbackGuest.Create(GuestMode.Long64, true, a =>
+        using var guest = FallbackGuest.Create(GuestMode.Long64, GuestPaging.FourLevel, a =>
         {
             a.@int(0x0d);
             a.ExitWith(1);
@@ -59,7 +59,7 @@ public class SoftwareInterruptTests
     public void AHandlerAtAnUnmappedAddressGetsThePageFaultTheHardwareDelivers()
     {
         const ulong unmapped = 0x2000_0000; // inside the identity map's range, its 2 MiB page removed
-        using var guest = FallbackGuest.Create(GuestMode.Long64, true, a =>
+        using var guest = FallbackGuest.Create(GuestMode.Long64, GuestPaging.FourLevel, a =>
         {
             a.int3();
             a.ExitWith(1);
@@ -78,7 +78,7 @@ public class SoftwareInterruptTests
     [Fact]
     public void ANotPresentGateRaisesSegmentNotPresentNamingTheGate()
     {
-        using var guest = FallbackGuest.Create(GuestMode.Long64, true, a =>
+        using var guest = FallbackGuest.Create(GuestMode.Long64, GuestPaging.FourLevel, a =>
         {
             a.@int(0x80);
             a.ExitWith(1);

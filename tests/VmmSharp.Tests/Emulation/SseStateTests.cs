@@ -14,7 +14,7 @@ public class SseStateTests
 
     [Theory]
     [MemberData(nameof(FallbackGuest.Modes), MemberType = typeof(FallbackGuest))]
-    public void LdmxcsrLoadsAndStmxcsrStores(GuestMode mode, bool paging)
+    public void LdmxcsrLoadsAndStmxcsrStores(GuestMode mode, GuestPaging paging)
     {
         using var guest = FallbackGuest.Create(mode, paging, a =>
         {
@@ -36,7 +36,7 @@ public class SseStateTests
     [Fact]
     public void LdmxcsrWithAReservedBitRaisesGeneralProtection()
     {
-        using var guest = FallbackGuest.Create(GuestMode.Long64, true, a =>
+        using var guest = FallbackGuest.Create(GuestMode.Long64, GuestPaging.FourLevel, a =>
         {
             a.ldmxcsr(__dword_ptr[(int)Data]);
             a.ExitWith(0);
@@ -49,7 +49,7 @@ public class SseStateTests
     [Fact]
     public void XgetbvWithoutOsxsaveRaisesInvalidOpcode()
     {
-        using var guest = FallbackGuest.Create(GuestMode.Long64, true, a =>
+        using var guest = FallbackGuest.Create(GuestMode.Long64, GuestPaging.FourLevel, a =>
         {
             a.xor(ecx, ecx);
             a.xgetbv();
@@ -62,7 +62,7 @@ public class SseStateTests
 
     [Theory]
     [MemberData(nameof(FallbackGuest.Modes), MemberType = typeof(FallbackGuest))]
-    public void XgetbvReturnsXcr0(GuestMode mode, bool paging)
+    public void XgetbvReturnsXcr0(GuestMode mode, GuestPaging paging)
     {
         using var guest = FallbackGuest.Create(mode, paging, a =>
         {
@@ -83,7 +83,7 @@ public class SseStateTests
 
     [Theory]
     [MemberData(nameof(FallbackGuest.Modes), MemberType = typeof(FallbackGuest))]
-    public void XsaveStoresTheX87StateAndXrstorLoadsIt(GuestMode mode, bool paging)
+    public void XsaveStoresTheX87StateAndXrstorLoadsIt(GuestMode mode, GuestPaging paging)
     {
         using var guest = FallbackGuest.Create(mode, paging, a =>
         {
@@ -109,7 +109,7 @@ public class SseStateTests
     [Fact]
     public void XsaveToAMisalignedAreaRaisesGeneralProtection()
     {
-        using var guest = FallbackGuest.Create(GuestMode.Long64, true, a =>
+        using var guest = FallbackGuest.Create(GuestMode.Long64, GuestPaging.FourLevel, a =>
         {
             a.mov(eax, -1);
             a.mov(edx, -1);
@@ -123,7 +123,7 @@ public class SseStateTests
     [Fact]
     public void XrstorOfAHeaderWithReservedBitsRaisesGeneralProtection()
     {
-        using var guest = FallbackGuest.Create(GuestMode.Long64, true, a =>
+        using var guest = FallbackGuest.Create(GuestMode.Long64, GuestPaging.FourLevel, a =>
         {
             a.mov(eax, -1);
             a.mov(edx, -1);
@@ -138,7 +138,7 @@ public class SseStateTests
     [Fact]
     public void XsavecWritesTheCompactedHeader()
     {
-        using var guest = FallbackGuest.Create(GuestMode.Long64, true, a =>
+        using var guest = FallbackGuest.Create(GuestMode.Long64, GuestPaging.FourLevel, a =>
         {
             a.mov(eax, -1);
             a.mov(edx, -1);

@@ -10,7 +10,7 @@ public class VerifyWriteTests
 {
     [Theory]
     [MemberData(nameof(FallbackGuest.Modes), MemberType = typeof(FallbackGuest))]
-    public void ZfIsSetForAWritableDataSegmentOnly(GuestMode mode, bool paging)
+    public void ZfIsSetForAWritableDataSegmentOnly(GuestMode mode, GuestPaging paging)
     {
         // Selectors: kernel data (writable), kernel code (not writable), null, beyond the GDT limit.
         ushort[] selectors = [TinyGuestLayout.KernelData, TinyGuestLayout.KernelCode64, 0, 0x100];
@@ -35,7 +35,7 @@ public class VerifyWriteTests
     [Fact]
     public void AMemoryOperandIsReadThroughThePageWalk()
     {
-        using var guest = FallbackGuest.Create(GuestMode.Long64, true, a =>
+        using var guest = FallbackGuest.Create(GuestMode.Long64, GuestPaging.FourLevel, a =>
         {
             a.mov(rsi, TinyGuestLayout.Data);
             a.mov(__word_ptr[rsi], TinyGuestLayout.KernelData);

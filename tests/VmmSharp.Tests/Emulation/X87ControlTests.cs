@@ -21,7 +21,7 @@ public class X87ControlTests
 
     [Theory]
     [MemberData(nameof(FallbackGuest.Modes), MemberType = typeof(FallbackGuest))]
-    public void FwaitWithNothingPendingGoesOn(GuestMode mode, bool paging)
+    public void FwaitWithNothingPendingGoesOn(GuestMode mode, GuestPaging paging)
     {
         using var guest = FallbackGuest.Create(mode, paging, a =>
         {
@@ -37,7 +37,7 @@ public class X87ControlTests
     public void FwaitWithAPendingUnmaskedExceptionRaisesMathFaultWithNe()
     {
         // The 64-bit guest runs with CR0.NE set: the error is #MF, reported at the fwait.
-        using var guest = FallbackGuest.Create(GuestMode.Long64, true, a =>
+        using var guest = FallbackGuest.Create(GuestMode.Long64, GuestPaging.FourLevel, a =>
         {
             a.nop();
             a.wait();
@@ -55,7 +55,7 @@ public class X87ControlTests
     {
         // The 32-bit guest runs with CR0.NE clear: the legacy FERR# path, no exception.
         int ferr = 0;
-        using var guest = FallbackGuest.Create(GuestMode.Protected32, false, a =>
+        using var guest = FallbackGuest.Create(GuestMode.Protected32, GuestPaging.Off, a =>
         {
             a.wait();
             a.ExitWith(0);
@@ -67,7 +67,7 @@ public class X87ControlTests
 
     [Theory]
     [MemberData(nameof(FallbackGuest.Modes), MemberType = typeof(FallbackGuest))]
-    public void FnclexClearsTheExceptionFlags(GuestMode mode, bool paging)
+    public void FnclexClearsTheExceptionFlags(GuestMode mode, GuestPaging paging)
     {
         using var guest = FallbackGuest.Create(mode, paging, a =>
         {
@@ -84,7 +84,7 @@ public class X87ControlTests
 
     [Theory]
     [MemberData(nameof(FallbackGuest.Modes), MemberType = typeof(FallbackGuest))]
-    public void EmmsEmptiesTheTagWord(GuestMode mode, bool paging)
+    public void EmmsEmptiesTheTagWord(GuestMode mode, GuestPaging paging)
     {
         using var guest = FallbackGuest.Create(mode, paging, a =>
         {

@@ -36,7 +36,7 @@ public class LinuxBootTests
         return Path.Combine("artifacts", "linux-guest");
     }
 
-    private static string Artifact(string name)
+    internal static string Artifact(string name)
     {
         string path = Path.Combine(ArtifactDirectory(), name);
         if (!File.Exists(path))

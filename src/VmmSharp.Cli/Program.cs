@@ -263,7 +263,8 @@ bench.Subcommands.Add(fallbackBench);
 var snapshotRounds = OptionValues.Count("--rounds", "Rounds of each measurement (the median is reported)", 5, 1, 1000);
 var snapshotBench = new Command("snapshot", "Snapshot create, restore in a new process and in-process reset, 128 MiB/1 vCPU and 512 MiB/2 vCPUs");
 snapshotBench.Options.Add(snapshotRounds);
-snapshotBench.SetAction(r => Guarded(() => SnapshotBench.Run(r.GetValue(snapshotRounds))));
+snapshotBench.Options.Add(vmmOption);
+snapshotBench.SetAction(r => Guarded(() => SnapshotBench.Run(r.GetValue(snapshotRounds), r.GetValue(vmmOption))));
 bench.Subcommands.Add(snapshotBench);
 
 var benchGuest = new Option<string?>("--guest") { Description = "The virtio-bench guest (default: build tests/guests/virtio-bench)" };

@@ -17,7 +17,11 @@ internal static unsafe partial class ChildProcess
     /// <param name="PeakRssKiB">The child's peak resident set size.</param>
     /// <param name="ExitStatus">Its exit status, or 128 + signal.</param>
     /// <param name="Output">What it printed.</param>
-    public sealed record Result(TimeSpan? MarkerAfter, TimeSpan ExitedAfter, long PeakRssKiB, int ExitStatus, string Output);
+    public sealed record Result(TimeSpan? MarkerAfter, TimeSpan ExitedAfter, long PeakRssKiB, int ExitStatus, string Output)
+    {
+        /// <summary>The CPU time (user + system) the child used over its whole life, from <c>wait4</c>'s usage.</summary>
+        public TimeSpan CpuTime { get; init; }
+    }
 
     /// <summary>Runs <paramref name="argv"/> until it exits, killing it after <paramref name="deadline"/>.</summary>
     public static Result Run(string[] argv, string marker, TimeSpan deadline) => Run(argv, marker, deadline, null, false);
@@ -130,7 +134,9 @@ internal static unsafe partial class ChildProcess
         _ = Wait4(pid, &status, 0, usage);
         TimeSpan exitedAfter = Stopwatch.GetElapsedTime(start);
         int exit = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f);
-        return new Result(markerAfter, exitedAfter, *(long*)(usage + 32), exit, output.ToString());
+        // struct rusage: ru_utime and ru_stime (struct timeval: seconds, microseconds) first, ru_maxrss (KiB) at 32.
+        long cpuMicroseconds = (((long*)usage)[0] * 1_000_000) + ((long*)usage)[1] + (((long*)usage)[2] * 1_000_000) + ((long*)usage)[3];
+        return new Result(markerAfter, exitedAfter, *(long*)(usage + 32), exit, output.ToString()) { CpuTime = TimeSpan.FromMicroseconds(cpuMicroseconds) };
     }
 
     // The few libc calls the benchmark's child process needs; the library's own interop is not its business.

@@ -82,7 +82,9 @@ public sealed class EmulationFallback
     private sealed class VcpuEmulator(EmulationFallback fallback, VcpuHandler? otherwise)
     {
         private readonly EmulationContext _context = new(fallback._space);
-        private readonly InstructionDecoder _decoder = new();
+        // Built at the vCPU's first emulation failure, not with the machine: Iced's decoder tables cost ~0.6 ms of CPU
+        // at every start (a snapshot restore included), and most runs never need them.
+        private InstructionDecoder? _decoder;
         private readonly byte[] _bytes = new byte[InstructionFetch.MaxLength];
 
         public void Handle(VcpuState state)
@@ -102,10 +104,11 @@ public sealed class EmulationFallback
                 {
                     return; // the fetch's #PF is injected
                 }
-                FallbackOperation operation = _decoder.Decode(_bytes.AsSpan(0, length), context.Bitness, state.Rip, out Instruction instruction);
+                InstructionDecoder decoder = _decoder ??= new InstructionDecoder();
+                FallbackOperation operation = decoder.Decode(_bytes.AsSpan(0, length), context.Bitness, state.Rip, out Instruction instruction);
                 if (operation == FallbackOperation.Unsupported)
                 {
-                    if (_decoder.Truncated && length < InstructionFetch.MaxLength && FaultOnRest(context, length))
+                    if (decoder.Truncated && length < InstructionFetch.MaxLength && FaultOnRest(context, length))
                     {
                         return;
                     }

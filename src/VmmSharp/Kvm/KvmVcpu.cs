@@ -148,6 +148,11 @@ public sealed unsafe partial class KvmVcpu : IDisposable
     /// <summary>Reads the general-purpose registers (<c>KVM_GET_REGS</c>).</summary>
     public void GetRegs(out KvmRegs regs)
     {
+        if (PendingOnEntry(KvmRun.SyncX86Regs))
+        {
+            regs = Run->SyncRegs; // written for the next KVM_RUN (SetRegsOnEntry): that is the vCPU's state now
+            return;
+        }
         fixed (KvmRegs* p = &regs)
         {
             StateIoctl(KvmIoctl.GetRegs, p);
@@ -161,6 +166,7 @@ public sealed unsafe partial class KvmVcpu : IDisposable
         {
             StateIoctl(KvmIoctl.SetRegs, p);
         }
+        DropOnEntry(KvmRun.SyncX86Regs); // newer than what waits in the sync area
     }
 
     /// <summary>Reads the segment and control registers (<c>KVM_GET_SREGS</c>).</summary>
@@ -184,6 +190,12 @@ public sealed unsafe partial class KvmVcpu : IDisposable
     /// <summary>Reads pending events (<c>KVM_GET_VCPU_EVENTS</c>).</summary>
     public void GetEvents(out KvmVcpuEvents events)
     {
+        if (PendingOnEntry(KvmRun.SyncX86Events))
+        {
+            events = Run->SyncEvents;
+            events.Flags &= ~SetOnlyEventFlags; // as KVM_GET_VCPU_EVENTS reports them: it never sets these
+            return;
+        }
         fixed (KvmVcpuEvents* p = &events)
         {
             StateIoctl(KvmIoctl.GetVcpuEvents, p);
@@ -196,6 +208,79 @@ public sealed unsafe partial class KvmVcpu : IDisposable
         fixed (KvmVcpuEvents* p = &events)
         {
             StateIoctl(KvmIoctl.SetVcpuEvents, p);
+        }
+        DropOnEntry(KvmRun.SyncX86Events);
+    }
+
+    /// <summary>
+    /// Whether KVM can take registers and events from <c>kvm_run</c>'s sync area on the next <c>KVM_RUN</c>
+    /// (<c>KVM_CAP_SYNC_REGS</c> with both), so that <see cref="SetRegsOnEntry"/> and <see cref="SetEventsOnEntry"/> work.
+    /// </summary>
+    internal bool CanSetOnEntry => (Vm.StableExtension(KvmCapability.SyncRegs) & (int)(KvmRun.SyncX86Regs | KvmRun.SyncX86Events))
+        == (int)(KvmRun.SyncX86Regs | KvmRun.SyncX86Events);
+
+    /// <summary>
+    /// Sets the general-purpose registers without an ioctl: KVM takes them from the sync area when the vCPU next enters
+    /// <c>KVM_RUN</c>, before anything else, as if by <c>KVM_SET_REGS</c> then. <see cref="GetRegs"/> reads them back
+    /// meanwhile and <see cref="SetRegs"/> replaces them. Only while the vCPU is not running, and never for a vCPU in
+    /// <c>KVM_MP_STATE_UNINITIALIZED</c> (KVM_RUN waits for its SIPI without looking at the sync area, and would apply
+    /// them after it). Needs <see cref="CanSetOnEntry"/>.
+    /// </summary>
+    internal void SetRegsOnEntry(in KvmRegs regs)
+    {
+        KvmRun* run = AcquireRun();
+        try
+        {
+            run->SyncRegs = regs;
+            run->DirtyRegs |= KvmRun.SyncX86Regs;
+        }
+        finally
+        {
+            ReleaseRun();
+        }
+    }
+
+    /// <summary>Like <see cref="SetRegsOnEntry"/>, for the pending events (<c>KVM_SET_VCPU_EVENTS</c> on the next entry, after the registers).</summary>
+    internal void SetEventsOnEntry(in KvmVcpuEvents events)
+    {
+        KvmRun* run = AcquireRun();
+        try
+        {
+            run->SyncEvents = events;
+            run->DirtyRegs |= KvmRun.SyncX86Events;
+        }
+        finally
+        {
+            ReleaseRun();
+        }
+    }
+
+    // KVM_VCPUEVENT_VALID_SIPI_VECTOR: a flag only KVM_SET_VCPU_EVENTS reads (GET reports NMI_PENDING, SHADOW, SMM).
+    private const uint SetOnlyEventFlags = 0x2;
+
+    private bool PendingOnEntry(ulong part)
+    {
+        KvmRun* run = AcquireRun();
+        try
+        {
+            return (run->DirtyRegs & part) != 0;
+        }
+        finally
+        {
+            ReleaseRun();
+        }
+    }
+
+    private void DropOnEntry(ulong part)
+    {
+        KvmRun* run = AcquireRun();
+        try
+        {
+            run->DirtyRegs &= ~part;
+        }
+        finally
+        {
+            ReleaseRun();
         }
     }
 

@@ -15,6 +15,7 @@ public sealed unsafe partial class KvmVm : IDisposable
     private readonly SafeFileDescriptor _fd;
     private readonly List<(uint First, uint Count)> _trappedMsrs = [];
     private readonly Lock _msrLock = new();
+    private readonly Dictionary<KvmCapability, int> _stableExtensions = [];
     private bool _userSpaceMsrEnabled;
 
     internal KvmVm(KvmSystem system, SafeFileDescriptor fd)
@@ -38,6 +39,24 @@ public sealed unsafe partial class KvmVm : IDisposable
         ObjectDisposedException.ThrowIf(_fd.IsClosed, this);
         int r = Libc.Ioctl(_fd, KvmIoctl.CheckExtension, (nuint)capability);
         return r < 0 ? 0 : r;
+    }
+
+    /// <summary>
+    /// Like <see cref="CheckExtension"/>, for a capability whose answer does not change during the VM's life (a
+    /// structure's size, whether an ioctl exists): asked of KVM once, then remembered, so that a snapshot restore
+    /// repeated in place makes no ioctl for it.
+    /// </summary>
+    internal int StableExtension(KvmCapability capability)
+    {
+        lock (_stableExtensions)
+        {
+            if (!_stableExtensions.TryGetValue(capability, out int value))
+            {
+                value = CheckExtension(capability);
+                _stableExtensions[capability] = value;
+            }
+            return value;
+        }
     }
 
     /// <summary>Creates, changes or (with size 0) deletes a memory slot (<c>KVM_SET_USER_MEMORY_REGION</c>).</summary>

@@ -92,9 +92,21 @@ public sealed partial class GuestMemory
         {
             throw new InvalidOperationException("the guest memory is not mapped from a file: there is nothing to revert to");
         }
+        // Only the pages copied on write (by the guest or the host) differ from the file: find them in one page-table
+        // walk and discard just those runs, so the pages the guest only read stay mapped (no faults to bring them back).
+        var runs = new List<(ulong Offset, ulong Length)>();
         foreach (GuestRegion r in _regions)
         {
-            DiscardRange(r, 0, r.Size);
+            runs.Clear();
+            if (!PageScan.TryScan(r.Mapping.Address, (nuint)r.Size, PageScan.Kind.PrivateCopies, runs))
+            {
+                DiscardRange(r, 0, r.Size);
+                continue;
+            }
+            foreach ((ulong offset, ulong length) in runs)
+            {
+                DiscardRange(r, offset, length);
+            }
         }
     }
 

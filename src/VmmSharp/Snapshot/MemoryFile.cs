@@ -21,9 +21,22 @@ public static class MemoryFile
         ArgumentNullException.ThrowIfNull(memory);
         using SafeFileHandle file = Create(path, memory.TotalSize);
         long written = 0, offset = 0;
+        var populated = new List<(ulong Offset, ulong Length)>();
         foreach (GuestRegion r in memory.Regions)
         {
-            written += WriteRuns(file, r, offset, (page, span) => span.IndexOfAnyExcept((byte)0) >= 0, path);
+            // Anonymous memory the guest never touched has no pages: zero without looking. One page-table walk finds
+            // the pages that exist; only those are read and checked for zeros (reading the others would map the zero
+            // page into each). A file mapping's untouched pages are the file's: all are read.
+            populated.Clear();
+            if (memory.IsFileBacked || !PageScan.TryScan(r.Mapping.Address, (nuint)r.Size, PageScan.Kind.Populated, populated))
+            {
+                populated.Add((0, r.Size));
+            }
+            foreach ((ulong at, ulong length) in populated)
+            {
+                written += WriteRuns(file, r, at / GuestMemory.PageSize, (at + length) / GuestMemory.PageSize, offset,
+                    (page, span) => span.IndexOfAnyExcept((byte)0) >= 0, path);
+            }
             offset += (long)r.Size;
         }
         RandomAccess.FlushToDisk(file);
@@ -49,7 +62,7 @@ public static class MemoryFile
         for (int i = 0; i < dirty.Count; i++)
         {
             ulong[] bits = dirty[i];
-            written += WriteRuns(file, memory.Regions[i], offset, (page, _) => (bits[page / 64] & (1UL << (int)(page % 64))) != 0, path);
+            written += WriteRuns(file, memory.Regions[i], 0, memory.Regions[i].Size / GuestMemory.PageSize, offset, (page, _) => (bits[page / 64] & (1UL << (int)(page % 64))) != 0, path);
             offset += (long)memory.Regions[i].Size;
         }
         RandomAccess.FlushToDisk(file);
@@ -151,12 +164,15 @@ public static class MemoryFile
 
     private static void Commit(string path) => File.Move(Temporary(path), path, overwrite: true);
 
-    /// <summary>Writes the runs of consecutive pages of <paramref name="region"/> that <paramref name="take"/> selects.</summary>
-    private static long WriteRuns(SafeFileHandle file, GuestRegion region, long fileOffset, PageFilter take, string path)
+    /// <summary>
+    /// Writes the runs of consecutive pages in [<paramref name="firstPage"/>, <paramref name="endPage"/>) of
+    /// <paramref name="region"/> that <paramref name="take"/> selects.
+    /// </summary>
+    private static long WriteRuns(SafeFileHandle file, GuestRegion region, ulong firstPage, ulong endPage, long fileOffset, PageFilter take, string path)
     {
-        long pages = (long)(region.Size / GuestMemory.PageSize), written = 0;
+        long pages = (long)endPage, written = 0;
         long run = -1;
-        for (long p = 0; p <= pages; p++)
+        for (long p = (long)firstPage; p <= pages; p++)
         {
             bool selected = p < pages && take((ulong)p, region.HostSpan((ulong)p * (ulong)PageSize, PageSize));
             if (selected && run < 0)

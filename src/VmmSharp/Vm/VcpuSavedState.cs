@@ -7,7 +7,7 @@ namespace VmmSharp.Vm;
 /// <summary>
 /// Everything KVM holds for one vCPU that a snapshot must carry: CPUID, MP state, registers, segment and control
 /// registers, XSAVE, XCRs, debug registers, the local APIC, every MSR KVM saves, pending events and the TSC frequency.
-/// Read from a paused vCPU with <see cref="Capture"/>, written back in KVM's order with <see cref="ApplyTo"/>.
+/// Read from a paused vCPU with <see cref="Capture"/>, written back in KVM's order with <see cref="ApplyTo(KvmVcpu, bool)"/>.
 /// </summary>
 /// <remarks>
 /// The KVM structures are stored as KVM lays them out (x86-64, little-endian), each with its length, so a reader
@@ -20,6 +20,9 @@ public sealed class VcpuSavedState : IStateful
     private const int MaxXsave = 1 << 20;
     private const uint MsrTsc = 0x10;
     private const uint MsrTscDeadline = 0x6e0;
+    private const uint MsrKvmSystemTime = 0x12;
+    private const uint MpStateUninitialized = 1;
+    private const uint MsrKvmSystemTimeNew = 0x4b564d01;
 
     private KvmRegs _regs;
     private KvmSregs _sregs;
@@ -70,11 +73,11 @@ public sealed class VcpuSavedState : IStateful
             Xsave = new byte[xsaveSize];
         }
         vcpu.GetXsave(Xsave);
-        if (vm.CheckExtension(KvmCapability.Xcrs) > 0)
+        if (vm.StableExtension(KvmCapability.Xcrs) > 0)
         {
             vcpu.GetXcrs(out _xcrs);
         }
-        if (vm.CheckExtension(KvmCapability.DebugRegs) > 0)
+        if (vm.StableExtension(KvmCapability.DebugRegs) > 0)
         {
             vcpu.GetDebugRegs(out _debugRegs);
         }
@@ -92,7 +95,7 @@ public sealed class VcpuSavedState : IStateful
         {
             throw new KvmException($"KVM_GET_MSRS on vCPU {vcpu.Id} refused MSR 0x{MsrIndices[n]:x} ({n} of {MsrIndices.Length} read)");
         }
-        TscKhz = vm.CheckExtension(KvmCapability.GetTscKhz) > 0 ? vcpu.GetTscKhz() : 0;
+        TscKhz = vm.StableExtension(KvmCapability.GetTscKhz) > 0 ? vcpu.GetTscKhz() : 0;
         vcpu.GetEvents(out _events);
     }
 
@@ -103,11 +106,17 @@ public sealed class VcpuSavedState : IStateful
     /// last it tells a kvmclock guest it was paused.
     /// </summary>
     /// <exception cref="KvmException">KVM refused a part; the message names it (an MSR by its index).</exception>
-    public void ApplyTo(KvmVcpu vcpu, bool setCpuid = true)
+    public void ApplyTo(KvmVcpu vcpu, bool setCpuid = true) => ApplyTo(vcpu, setCpuid, again: false);
+
+    /// <summary>
+    /// Like <see cref="ApplyTo(KvmVcpu, bool)"/>; with <paramref name="again"/> (this very state was applied to this vCPU
+    /// before: an in-process reset) the TSC frequency, which only that first time could change, is left alone.
+    /// </summary>
+    internal void ApplyTo(KvmVcpu vcpu, bool setCpuid, bool again)
     {
         ArgumentNullException.ThrowIfNull(vcpu);
         KvmVm vm = vcpu.Vm;
-        if (TscKhz != 0 && vm.CheckExtension(KvmCapability.TscControl) > 0 && vcpu.GetTscKhz() != TscKhz)
+        if (!again && TscKhz != 0 && vm.StableExtension(KvmCapability.TscControl) > 0 && vcpu.GetTscKhz() != TscKhz)
         {
             vcpu.SetTscKhz(TscKhz);
         }
@@ -115,25 +124,34 @@ public sealed class VcpuSavedState : IStateful
         {
             vcpu.SetCpuid(Cpuid);
         }
+        // Registers and events go through kvm_run's sync area where KVM offers it: it sets them as the vCPU next enters
+        // KVM_RUN, registers first and events last (the order below), so two ioctls fewer. Not for a vCPU waiting for
+        // its SIPI, whose KVM_RUN does not look at the sync area until after the SIPI.
+        bool onEntry = MpState != MpStateUninitialized && vcpu.CanSetOnEntry;
         vcpu.SetMpState(MpState);
-        vcpu.SetRegs(_regs);
-        vcpu.SetSregs(_sregs);
-        int size = XsaveSize(vm);
-        if (Xsave.Length == size)
+        if (onEntry)
         {
-            vcpu.SetXsave(Xsave);
+            vcpu.SetRegsOnEntry(_regs);
         }
         else
         {
+            vcpu.SetRegs(_regs);
+        }
+        vcpu.SetSregs(_sregs);
+        int size = XsaveSize(vm);
+        if (Xsave.Length != size)
+        {
+            // Made to this host's size once (zero-padded or cut), then reused by every reset.
             byte[] xsave = new byte[size];
             Xsave.AsSpan(0, Math.Min(size, Xsave.Length)).CopyTo(xsave);
-            vcpu.SetXsave(xsave);
+            Xsave = xsave;
         }
-        if (vm.CheckExtension(KvmCapability.Xcrs) > 0 && _xcrs.Count > 0)
+        vcpu.SetXsave(Xsave);
+        if (vm.StableExtension(KvmCapability.Xcrs) > 0 && _xcrs.Count > 0)
         {
             vcpu.SetXcrs(_xcrs);
         }
-        if (vm.CheckExtension(KvmCapability.DebugRegs) > 0)
+        if (vm.StableExtension(KvmCapability.DebugRegs) > 0)
         {
             vcpu.SetDebugRegs(_debugRegs);
         }
@@ -148,8 +166,31 @@ public sealed class VcpuSavedState : IStateful
         }
         KvmVcpuEvents events = _events;
         events.Flags |= 0x1 | 0x2; // KVM_VCPUEVENT_VALID_NMI_PENDING | _SIPI_VECTOR: GET does not set them, SET needs them
-        vcpu.SetEvents(events);
-        _ = vcpu.NotifyPaused();
+        if (onEntry)
+        {
+            vcpu.SetEventsOnEntry(events);
+        }
+        else
+        {
+            vcpu.SetEvents(events);
+        }
+        if (UsesKvmclock())
+        {
+            _ = vcpu.NotifyPaused(); // KVM refuses it (EINVAL) unless the guest enabled kvmclock: ask only then
+        }
+    }
+
+    /// <summary>Whether the guest had enabled kvmclock (bit 0 of MSR_KVM_SYSTEM_TIME or _NEW), from the saved MSRs.</summary>
+    private bool UsesKvmclock()
+    {
+        for (int i = 0; i < MsrIndices.Length; i++)
+        {
+            if (MsrIndices[i] is MsrKvmSystemTime or MsrKvmSystemTimeNew && (MsrValues[i] & 1) != 0)
+            {
+                return true;
+            }
+        }
+        return false;
     }
 
     /// <summary>
@@ -191,7 +232,7 @@ public sealed class VcpuSavedState : IStateful
         return [.. list];
     }
 
-    private static int XsaveSize(KvmVm vm) => Math.Max(KvmXsave.Size, vm.CheckExtension(KvmCapability.Xsave2));
+    private static int XsaveSize(KvmVm vm) => Math.Max(KvmXsave.Size, vm.StableExtension(KvmCapability.Xsave2));
 
     /// <inheritdoc/>
     public void SaveState(StateWriter writer)

@@ -59,7 +59,7 @@ public sealed partial class VirtualMachine
         {
             reader.ReadSection(_vcpuStates[i], $"vcpu{i}");
         }
-        ApplyKvmState(setCpuid);
+        Apply(setCpuid, again: false);
     }
 
     /// <summary>
@@ -72,11 +72,16 @@ public sealed partial class VirtualMachine
         {
             throw new InvalidOperationException("no KVM state has been saved or read for this VM");
         }
+        Apply(setCpuid, again: true);
+    }
+
+    private void Apply(bool setCpuid, bool again)
+    {
         for (int i = 0; i < _vcpus.Count; i++)
         {
-            _vcpuStates[i].ApplyTo(_vcpus[i].Vcpu, setCpuid);
+            _vcpuStates[i].ApplyTo(_vcpus[i].Vcpu, setCpuid, again);
         }
-        _vmState.ApplyTo(Handle);
+        _vmState!.ApplyTo(Handle);
     }
 
     /// <summary>The saved state of vCPU <paramref name="index"/> (after <see cref="SaveKvmState"/> or <see cref="RestoreKvmState"/>).</summary>

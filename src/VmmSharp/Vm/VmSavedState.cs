@@ -37,7 +37,7 @@ public sealed class VmSavedState : IStateful
             vm.GetIrqchip(KvmIrqchip.IoApic, out _ioapic);
             vm.GetPit(out _pit);
         }
-        Clock = vm.CheckExtension(KvmCapability.AdjustClock) > 0 ? vm.GetClock().Clock : 0;
+        Clock = vm.StableExtension(KvmCapability.AdjustClock) > 0 ? vm.GetClock().Clock : 0;
     }
 
     /// <summary>Writes the state back in KVM's order: PIT, clock, PICs, IOAPIC.</summary>
@@ -53,7 +53,7 @@ public sealed class VmSavedState : IStateful
         {
             vm.SetPit(_pit);
         }
-        if (vm.CheckExtension(KvmCapability.AdjustClock) > 0)
+        if (vm.StableExtension(KvmCapability.AdjustClock) > 0)
         {
             vm.SetClock(Clock);
         }

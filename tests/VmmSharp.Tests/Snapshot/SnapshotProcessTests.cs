@@ -140,10 +140,12 @@ public sealed class SnapshotProcessTests : IDisposable
             $"expected {expectedTicks:0}; dots {firstDots} + {secondDots}";
         TestContext.Current.TestOutputHelper?.WriteLine(seen);
         Assert.True(ticks >= (expectedTicks * 0.85) - 30 && ticks <= (expectedTicks * 1.05) + 10, seen);
-        // After the restore alone: at least the ticks past the first run's last dot, at most those past its dots.
+        // After the restore alone: the first run counted firstDots * 100 to firstDots * 100 + 99 ticks, so the restored
+        // guest counted between ticks - firstAtMost and ticks - firstAtLeast. Doubled ticks would push even the least
+        // of those over the bound; a PIT that did not come back would leave even the most of them under it.
         double afterRestore = secondMs / 1000 * SnapshotGuests.PitHz / SnapshotGuests.PitDivisor;
         long firstAtLeast = firstDots * 100L, firstAtMost = (firstDots * 100L) + 99;
-        Assert.True(ticks - firstAtLeast <= (afterRestore * 1.05) + 10 && ticks - firstAtMost >= (afterRestore * 0.85) - 30,
+        Assert.True(ticks - firstAtMost <= (afterRestore * 1.05) + 10 && ticks - firstAtLeast >= (afterRestore * 0.85) - 30,
             $"after the restore: {ticks - firstAtMost} to {ticks - firstAtLeast} ticks in {secondMs:0} ms; {seen}");
         Assert.Equal(ticks / 100, firstDots + secondDots); // a dot per 100 ticks, each printed once
     }

@@ -5,7 +5,11 @@ using VmmSharp.Tests.Support;
 
 namespace VmmSharp.Tests.Snapshot;
 
-/// <summary>Every kind of bad snapshot gives one clear error naming the value, and leaves nothing running.</summary>
+/// <summary>
+/// Every kind of bad snapshot gives one clear error naming the value, and leaves nothing running. Runs alone (with the
+/// soak test): one test counts the whole process's descriptors, which other tests running beside it would change.
+/// </summary>
+[Collection(VmmSharp.Tests.Vm.SoakGroup.Name)]
 public sealed class BadSnapshotTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("vmmsharp-bad-").FullName;

@@ -5,7 +5,7 @@ using VmmSharp.Tests.Support;
 
 namespace VmmSharp.Tests.Vm;
 
-/// <summary>Runs alone: it measures the whole process's descriptors, mappings and memory.</summary>
+/// <summary>Runs alone: its tests measure the whole process's descriptors, mappings and memory.</summary>
 [CollectionDefinition(Name, DisableParallelization = true)]
 public sealed class SoakGroup
 {

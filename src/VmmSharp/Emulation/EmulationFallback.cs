@@ -47,6 +47,12 @@ public sealed class EmulationFallback
     public Action? FloatingPointError { get; init; }
 
     /// <summary>
+    /// Fetches every instruction through the fallback's own page walk, even where the exit carries its bytes: what a
+    /// host without <c>KVM_CAP_EXIT_ON_EMULATION_FAILURE</c> gives. For tests of that path on hosts that supply them.
+    /// </summary>
+    internal bool IgnoreExitBytes { get; init; }
+
+    /// <summary>
     /// Registers the fallback as <paramref name="vcpu"/>'s InternalError portal. Internal errors that are not emulation
     /// failures, and instructions the fallback does not emulate, go to <paramref name="otherwise"/>, which sees
     /// <see cref="RequiredMtd"/> plus <paramref name="otherwiseMtd"/>; with none, they end the run with a clear error.
@@ -99,7 +105,7 @@ public sealed class EmulationFallback
             context.Begin(state);
             try
             {
-                int length = InstructionFetch.Fetch(context, exit.InstructionBytes, _bytes);
+                int length = InstructionFetch.Fetch(context, fallback.IgnoreExitBytes ? default : exit.InstructionBytes, _bytes);
                 if (length == 0)
                 {
                     return; // the fetch's #PF is injected

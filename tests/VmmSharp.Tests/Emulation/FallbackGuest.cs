@@ -60,7 +60,8 @@ internal sealed class FallbackGuest : IDisposable
     };
 
     public static FallbackGuest Create(GuestMode mode, GuestPaging paging, Action<Assembler> program, int vcpus = 1,
-        bool xsave = false, Mtd extraStartupMtd = Mtd.None, Action<VcpuState>? startup = null, Action? floatingPointError = null)
+        bool xsave = false, Mtd extraStartupMtd = Mtd.None, Action<VcpuState>? startup = null, Action? floatingPointError = null,
+        Action<VcpuState>? beforeFallback = null, bool fetchThroughPageWalk = false)
     {
         if ((mode == GuestMode.Long64) != (paging == GuestPaging.FourLevel) || mode is not (GuestMode.Long64 or GuestMode.Protected32))
         {
@@ -94,7 +95,7 @@ internal sealed class FallbackGuest : IDisposable
             var mmio = new MmioBus();
             var device = new RecordingMmio();
             mmio.Register(MmioBase, 0x1000, device);
-            var fallback = new EmulationFallback(new GuestPhysicalSpace(run.Vm.Memory, mmio)) { FloatingPointError = floatingPointError };
+            var fallback = new EmulationFallback(new GuestPhysicalSpace(run.Vm.Memory, mmio)) { FloatingPointError = floatingPointError, IgnoreExitBytes = fetchThroughPageWalk };
             var guest = new FallbackGuest(run, fallback, mmio, device);
             guest.InstallHandlers(mode);
             if (paging32)
@@ -103,7 +104,20 @@ internal sealed class FallbackGuest : IDisposable
             }
             foreach (VcpuDispatcher vcpu in run.Vm.Vcpus)
             {
-                Assert.True(fallback.Register(vcpu));
+                if (beforeFallback is null)
+                {
+                    Assert.True(fallback.Register(vcpu));
+                }
+                else
+                {
+                    // A portal of the test's own that does something first (what another vCPU could do meanwhile), then the fallback.
+                    VcpuHandler emulate = fallback.CreateHandler();
+                    Assert.True(vcpu.Register(VcpuEvent.InternalError, EmulationFallback.RequiredMtd, s =>
+                    {
+                        beforeFallback(s);
+                        emulate(s);
+                    }));
+                }
                 run.HandleConsoleAndExit(vcpu);
                 if (xsave)
                 {

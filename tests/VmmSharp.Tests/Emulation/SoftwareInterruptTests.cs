@@ -1,6 +1,7 @@
 using Iced.Intel;
 using VmmSharp.Guests;
 using VmmSharp.Tests.Support;
+using static Iced.Intel.AssemblerRegisters;
 
 namespace VmmSharp.Tests.Emulation;
 
@@ -73,6 +74,60 @@ public class SoftwareInterruptTests
         // The #BP is delivered, then fetching its handler faults: #PF, not present, supervisor fetch, at the handler.
         guest.AssertException(result, 14, unmapped, errorCode: 0);
         Assert.Equal(unmapped, guest.Recorded().Cr2);
+    }
+
+    [Fact]
+    public void AnInstructionOnAPageThePageWalkCannotTranslateGetsAPageFaultInjected()
+    {
+        // The guest runs int3 through an alias of its code at 1 GiB - 512 MiB; when the emulation failure reaches the
+        // VMM, that alias is gone (as if another vCPU had unmapped it meanwhile), so the fallback's own fetch of the
+        // instruction fails: it must inject the #PF the fetch raises (not present, supervisor; CR2 the instruction's
+        // address) instead of decoding stale bytes. The fallback ignores the bytes the exit
+        // carries here, as on a host without KVM_CAP_EXIT_ON_EMULATION_FAILURE, so they come from its page walk.
+        const ulong alias = 0x2000_0000;
+        FallbackGuest? created = null;
+        using var guest = FallbackGuest.Create(GuestMode.Long64, GuestPaging.FourLevel, a =>
+        {
+            Label target = a.CreateLabel();
+            a.lea(rax, __[target]);
+            a.add(rax, (int)alias);
+            a.jmp(rax);
+            a.Label(ref target);
+            a.int3();
+            a.ExitWith(1);
+        }, beforeFallback: _ => created!.Unmap64(alias), fetchThroughPageWalk: true);
+        created = guest;
+        ulong identity = guest.Memory.Read<ulong>(TinyGuestLayout.Pml4 + 0x2000); // the 2 MiB page at 0
+        guest.Memory.Write(TinyGuestLayout.Pml4 + 0x2000 + ((alias >> 21) * 8), identity);
+        ulong int3At = alias + guest.InstructionAddress(3);
+
+        var result = guest.RunToStop();
+
+        guest.AssertException(result, 14, int3At, errorCode: 0); // I/D stays clear: this guest has neither EFER.NXE nor CR4.SMEP
+        Assert.Equal(int3At, guest.Recorded().Cr2);
+    }
+
+    [Fact]
+    public void Int3FetchedThroughThePageWalkIsDeliveredPastTheInstruction()
+    {
+        // The same instruction with the alias kept: the page walk's fetch finds it and the #BP is delivered past it.
+        const ulong alias = 0x2000_0000;
+        using var guest = FallbackGuest.Create(GuestMode.Long64, GuestPaging.FourLevel, a =>
+        {
+            Label target = a.CreateLabel();
+            a.lea(rax, __[target]);
+            a.add(rax, (int)alias);
+            a.jmp(rax);
+            a.Label(ref target);
+            a.int3();
+            a.ExitWith(1);
+        }, fetchThroughPageWalk: true);
+        ulong identity = guest.Memory.Read<ulong>(TinyGuestLayout.Pml4 + 0x2000);
+        guest.Memory.Write(TinyGuestLayout.Pml4 + 0x2000 + ((alias >> 21) * 8), identity);
+
+        var result = guest.RunToStop();
+
+        guest.AssertException(result, 3, alias + guest.InstructionAddress(4));
     }
 
     [Fact]

@@ -157,10 +157,15 @@ internal sealed class FallbackGuest : IDisposable
     }
 
     /// <summary>Maps <paramref name="linear"/> to nothing in the 64-bit identity map (its 2 MiB page becomes not present).</summary>
-    public void Unmap64(ulong linear)
+    public void Unmap64(ulong linear) => Memory.Write(PageDirectoryEntry64(linear), 0UL);
+
+    /// <summary>Maps the 2 MiB page at <paramref name="linear"/> (in the first GiB) onto the one at 0, as the identity map maps 0.</summary>
+    public void AliasFirstPage64(ulong linear) => Memory.Write(PageDirectoryEntry64(linear), Memory.Read<ulong>(PageDirectoryEntry64(0)));
+
+    private static ulong PageDirectoryEntry64(ulong linear)
     {
         Assert.True(linear < 1UL << 30);
-        Memory.Write(TinyGuestLayout.Pml4 + 0x2000 + ((linear >> 21) * 8), 0UL);
+        return TinyGuestLayout.Pml4 + 0x2000 + ((linear >> 21) * 8);
     }
 
     public void Dispose() => Run.Dispose();

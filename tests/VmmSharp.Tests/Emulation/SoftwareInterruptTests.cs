@@ -76,30 +76,40 @@ public class SoftwareInterruptTests
         Assert.Equal(unmapped, guest.Recorded().Cr2);
     }
 
-    [Fact]
-    public void AnInstructionOnAPageThePageWalkCannotTranslateGetsAPageFaultInjected()
+    /// <summary>Where <see cref="Int3ThroughAnAlias"/> runs the guest's code: a second mapping of its first 2 MiB.</summary>
+    private const ulong Alias = 0x2000_0000;
+
+    /// <summary>
+    /// A guest that jumps to its <c>int3</c> (instruction 3) through <see cref="Alias"/>, with the fallback fetching
+    /// instructions through its own page walk (ignoring the bytes the exit carries here, as on a host without
+    /// KVM_CAP_EXIT_ON_EMULATION_FAILURE) after <paramref name="beforeFallback"/>.
+    /// </summary>
+    private static FallbackGuest Int3ThroughAnAlias(Action<FallbackGuest>? beforeFallback = null)
     {
-        // The guest runs int3 through an alias of its code at 1 GiB - 512 MiB; when the emulation failure reaches the
-        // VMM, that alias is gone (as if another vCPU had unmapped it meanwhile), so the fallback's own fetch of the
-        // instruction fails: it must inject the #PF the fetch raises (not present, supervisor; CR2 the instruction's
-        // address) instead of decoding stale bytes. The fallback ignores the bytes the exit
-        // carries here, as on a host without KVM_CAP_EXIT_ON_EMULATION_FAILURE, so they come from its page walk.
-        const ulong alias = 0x2000_0000;
         FallbackGuest? created = null;
-        using var guest = FallbackGuest.Create(GuestMode.Long64, GuestPaging.FourLevel, a =>
+        FallbackGuest guest = FallbackGuest.Create(GuestMode.Long64, GuestPaging.FourLevel, a =>
         {
             Label target = a.CreateLabel();
             a.lea(rax, __[target]);
-            a.add(rax, (int)alias);
+            a.add(rax, (int)Alias);
             a.jmp(rax);
             a.Label(ref target);
             a.int3();
             a.ExitWith(1);
-        }, beforeFallback: _ => created!.Unmap64(alias), fetchThroughPageWalk: true);
+        }, beforeFallback: beforeFallback is null ? null : _ => beforeFallback(created!), fetchThroughPageWalk: true);
         created = guest;
-        ulong identity = guest.Memory.Read<ulong>(TinyGuestLayout.Pml4 + 0x2000); // the 2 MiB page at 0
-        guest.Memory.Write(TinyGuestLayout.Pml4 + 0x2000 + ((alias >> 21) * 8), identity);
-        ulong int3At = alias + guest.InstructionAddress(3);
+        guest.AliasFirstPage64(Alias);
+        return guest;
+    }
+
+    [Fact]
+    public void AnInstructionOnAPageThePageWalkCannotTranslateGetsAPageFaultInjected()
+    {
+        // When the emulation failure reaches the VMM the alias is gone (as if another vCPU had unmapped it meanwhile),
+        // so the fallback's own fetch of the instruction fails: it must inject the #PF the fetch raises (not present,
+        // supervisor; CR2 the instruction's address) instead of decoding stale bytes.
+        using FallbackGuest guest = Int3ThroughAnAlias(beforeFallback: g => g.Unmap64(Alias));
+        ulong int3At = Alias + guest.InstructionAddress(3);
 
         var result = guest.RunToStop();
 
@@ -110,24 +120,12 @@ public class SoftwareInterruptTests
     [Fact]
     public void Int3FetchedThroughThePageWalkIsDeliveredPastTheInstruction()
     {
-        // The same instruction with the alias kept: the page walk's fetch finds it and the #BP is delivered past it.
-        const ulong alias = 0x2000_0000;
-        using var guest = FallbackGuest.Create(GuestMode.Long64, GuestPaging.FourLevel, a =>
-        {
-            Label target = a.CreateLabel();
-            a.lea(rax, __[target]);
-            a.add(rax, (int)alias);
-            a.jmp(rax);
-            a.Label(ref target);
-            a.int3();
-            a.ExitWith(1);
-        }, fetchThroughPageWalk: true);
-        ulong identity = guest.Memory.Read<ulong>(TinyGuestLayout.Pml4 + 0x2000);
-        guest.Memory.Write(TinyGuestLayout.Pml4 + 0x2000 + ((alias >> 21) * 8), identity);
+        // The alias kept: the page walk's fetch finds the instruction and the #BP is delivered past it.
+        using FallbackGuest guest = Int3ThroughAnAlias();
 
         var result = guest.RunToStop();
 
-        guest.AssertException(result, 3, alias + guest.InstructionAddress(4));
+        guest.AssertException(result, 3, Alias + guest.InstructionAddress(4));
     }
 
     [Fact]

@@ -13,7 +13,7 @@ internal static class SnapshotGuests
     /// </summary>
     public static byte[] XorshiftCounter(ulong iterations) => AtCpl3(a =>
     {
-        Label loop = a.CreateLabel(), noDot = a.CreateLabel(), hex = a.CreateLabel(), digit = a.CreateLabel();
+        Label loop = a.CreateLabel(), noDot = a.CreateLabel();
         a.mov(rax, 0x9e37_79b9_7f4a_7c15UL);
         a.mov(rcx, iterations);
         a.Label(ref loop);
@@ -36,27 +36,7 @@ internal static class SnapshotGuests
         a.Label(ref noDot);
         a.dec(rcx);
         a.jnz(loop);
-        // Print RAX as 16 hex digits.
-        a.mov(rsi, rax);
-        a.mov(rcx, 16);
-        a.mov(dx, 0x3f8);
-        a.Label(ref hex);
-        a.rol(rsi, 4);
-        a.mov(rax, rsi);
-        a.and(eax, 0xf);
-        a.add(eax, '0');
-        a.cmp(eax, '9');
-        a.jbe(digit);
-        a.add(eax, 'a' - '9' - 1);
-        a.Label(ref digit);
-        a.@out(dx, al);
-        a.dec(rcx);
-        a.jnz(hex);
-        a.mov(al, (byte)'\n');
-        a.@out(dx, al);
-        a.mov(al, 0);
-        a.@out(0xf4, al);
-        a.hlt(); // not reached: the debug exit ends the run
+        EmitHexLineAndExit(a); // RAX as 16 hex digits, then the debug exit ends the run
     });
 
     /// <summary>The seed of <see cref="XorshiftCounter"/> (and of vCPU 0 in <see cref="SmpGuest.TwoCpuXorshift"/>).</summary>
@@ -220,6 +200,7 @@ internal static class SnapshotGuests
         a.jnz(hex);
     }
 
+    /// <summary>Prints RAX as 16 hex digits and a newline on COM1, then ends the run through the debug-exit port.</summary>
     internal static void EmitHexLineAndExit(Assembler a)
     {
         a.mov(rsi, rax);
